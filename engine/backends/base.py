@@ -1,0 +1,128 @@
+"""The backend interface every generator plugs into (dsp, sao-small, sa3-small, musicgen).
+
+The engine does all protocol work (validation, reading and resampling the
+source, exact lengths, writing files). A backend only turns a `Task` into audio:
+
+    backend = SomeBackend(BackendConfig(...))
+    backend.load()                      # once, at engine start; keeps weights warm
+    backend.capabilities()              # what it can do
+    backend.inpaint(task, ctx)          # -> list of (channels, task.length) float32 arrays
+    backend.continue_(task, ctx)        # one array per variation, at task.sr
+    backend.generate(task, ctx)
+
+Contract for the returned arrays: float32, shape (task.channels, task.length),
+sample rate task.sr. Inpaint output covers [task.start, task.start + task.length)
+of task.audio and must join it without a click at both edges; continue output
+starts at task.start (task.audio ends there) and must join it without a click.
+A backend that works at its own rate (44.1 kHz for Stable Audio) resamples in
+and out itself. Long loops call ctx.step(...) so cancellation and timeouts
+take effect between steps.
+"""
+
+from __future__ import annotations
+
+from abc import ABC
+from dataclasses import dataclass, field
+from typing import Callable, Literal
+
+import numpy as np
+
+from ..errors import Cancelled, SegueError, TimedOut
+from ..timeline import Grid
+
+TaskKind = Literal["inpaint", "continue", "generate"]
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    inpaint: bool
+    continue_: bool
+    generate: bool
+    uses_prompt: bool = False
+    native_sr: int | None = None          # None: works at any rate
+    max_context_seconds: float | None = None
+    max_output_seconds: float | None = None
+
+
+@dataclass
+class BackendConfig:
+    model: str | None = None               # folder or Hugging Face repo id
+    text_encoder: str | None = None
+    device: str | None = None              # "cpu", "cuda", None = best available
+    precision: str = "auto"                # "auto" | "fp32" | "bf16" | "fp16"
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class Task:
+    kind: TaskKind
+    sr: int                                # rate of `audio` and of the output
+    channels: int
+    start: int                             # first output sample, in `audio`'s samples
+    length: int                            # output samples, exact
+    audio: np.ndarray | None = None        # (channels, n) float32; continue: ends at `start`
+    grid: Grid | None = None               # None: no tempo given
+    prompt: str = ""
+    seed: int = 0
+    variations: int = 1
+    source_key: str | None = None          # content hash of the source, for caches
+
+
+class JobContext:
+    """What a backend may do while it runs: report progress, notice cancellation."""
+
+    def __init__(self, report: Callable[[float, str], None] | None = None,
+                 cancelled: Callable[[], bool] | None = None,
+                 deadline: float | None = None, clock: Callable[[], float] | None = None):
+        import time
+
+        self._report = report or (lambda f, s: None)
+        self._cancelled = cancelled or (lambda: False)
+        self._deadline = deadline
+        self._clock = clock or time.monotonic
+        self.notes: list[str] = []
+
+    def check(self) -> None:
+        if self._cancelled():
+            raise Cancelled()
+        if self._deadline is not None and self._clock() > self._deadline:
+            raise TimedOut()
+
+    def progress(self, fraction: float, stage: str) -> None:
+        self.check()
+        self._report(float(min(max(fraction, 0.0), 1.0)), stage)
+
+    def step(self, k: int, n: int, lo: float = 0.1, hi: float = 0.9, what: str = "generate") -> None:
+        """Progress for step k of n (1-based) mapped into [lo, hi] of the whole job."""
+        self.progress(lo + (hi - lo) * k / max(n, 1), f"{what} {k}/{n}")
+
+
+class Backend(ABC):
+    name = "base"
+
+    def __init__(self, config: BackendConfig | None = None):
+        self.config = config or BackendConfig()
+
+    def load(self) -> None:
+        """Load weights once; called at engine start, before serving."""
+
+    def capabilities(self) -> Capabilities:
+        raise NotImplementedError
+
+    def info(self) -> dict:
+        """Backend facts for /segue/status and logs: device, dtype, memory."""
+        return {"device": "cpu", "dtype": "float32"}
+
+    def inpaint(self, task: Task, ctx: JobContext) -> list[np.ndarray]:
+        raise SegueError("unsupported", f"backend {self.name} cannot inpaint")
+
+    def continue_(self, task: Task, ctx: JobContext) -> list[np.ndarray]:
+        raise SegueError("unsupported", f"backend {self.name} cannot continue audio")
+
+    def generate(self, task: Task, ctx: JobContext) -> list[np.ndarray]:
+        raise SegueError("unsupported", f"backend {self.name} cannot generate from a prompt; "
+                         "start the engine with a neural backend (e.g. --backend sao-small)")
+
+    def run(self, task: Task, ctx: JobContext) -> list[np.ndarray]:
+        fn = {"inpaint": self.inpaint, "continue": self.continue_, "generate": self.generate}[task.kind]
+        return fn(task, ctx)

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Set up everything the tests need on a fresh Debian machine (Python 3.11), then run them.
+# README's second command and .ci/run both call this script.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages: liblo-tools (independent OSC peer), lua5.4 (REAPER script tests),
+# nodejs (Max for Live JS tests; already present on most machines).
+APT_PACKAGES="liblo-tools lua5.4"
+missing=""
+for p in $APT_PACKAGES; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+command -v node >/dev/null 2>&1 || missing="$missing nodejs"
+if [ -n "$missing" ]; then
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing
+fi
+
+[ -x .venv/bin/python ] || python3 -m venv .venv
+# torch pinned to the CPU wheel first, so nothing pulls the CUDA build.
+.venv/bin/pip install -q --disable-pip-version-check torch==2.13.0
+.venv/bin/pip install -q --disable-pip-version-check -e '.[test,neural]'
+# stable-audio-tools is a test-only oracle for the sao-small parity tests: no dependencies.
+.venv/bin/pip install -q --disable-pip-version-check --no-deps stable-audio-tools==0.0.19
+
+set +e
+.venv/bin/python -m pytest "$@"
+rc=$?
+set -e
+# pytest exits 5 when it collected nothing: that is a failure here, not a pass.
+exit $rc
