@@ -1,0 +1,251 @@
+"""Protocol v1: OSC messages <-> validated requests (see docs/protocol.md).
+
+`parse(address, args, sender, token)` turns one OSC message into a `Request`
+or raises `ProtocolError` with the code the client will see. Everything a
+request can get wrong is caught here, before the engine queues it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+from dataclasses import dataclass, field
+
+from engine.errors import SegueError
+from engine.timeline import parse_sig
+
+VERSION = "1"
+PREFIX = "/segue/"
+MAX_ID = 128
+
+# address -> names and kinds of the positional arguments after the id
+POSITIONAL = {
+    "/segue/inpaint": (("src", "str"), ("start", "num"), ("end", "num")),
+    "/segue/continue": (("src", "str"), ("at", "num"), ("bars", "num")),
+    "/segue/generate": (("bars", "num"),),
+    "/segue/cancel": (),
+    "/segue/ping": (),
+    "/segue/status": (),
+}
+
+# option key -> kind
+OPTIONS = {
+    "bpm": "num", "sig": "str", "sr": "int", "downbeat": "num", "prompt": "str",
+    "seed": "int", "variations": "int", "out": "str", "reply_port": "int",
+    "reply_host": "str", "backend": "str", "token": "str", "timeout": "num", "detail": "int",
+}
+
+MAX_BARS = 64
+
+
+class ProtocolError(SegueError):
+    def __init__(self, code: str, message: str, request_id: str = ""):
+        super().__init__(code, message)
+        self.request_id = request_id
+
+
+@dataclass
+class Request:
+    address: str
+    id: str
+    src: str | None = None
+    start: float | None = None
+    end: float | None = None
+    at: float | None = None
+    bars: float | None = None
+    opts: dict = field(default_factory=dict)
+    reply_to: tuple[str, int] = ("127.0.0.1", 0)
+
+    @property
+    def kind(self) -> str:
+        return self.address[len(PREFIX):]
+
+    def opt(self, key: str, default=None):
+        return self.opts.get(key, default)
+
+
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _num(value, what: str, rid: str, code: str = "bad_request") -> float:
+    # bool is an int subclass in Python, but OSC T/F are not numbers.
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ProtocolError(code, f"{what} must be a number (OSC f, d, i or h), got {_osc_kind(value)}", rid)
+    v = float(value)
+    if not math.isfinite(v):
+        raise ProtocolError(code, f"{what} must be finite, got {value}", rid)
+    return v
+
+
+def _int(value, what: str, rid: str, code: str = "bad_option") -> int:
+    v = _num(value, what, rid, code)
+    if v != int(v):
+        raise ProtocolError(code, f"{what} must be a whole number, got {value}", rid)
+    return int(v)
+
+
+def _str(value, what: str, rid: str, code: str = "bad_request") -> str:
+    if not isinstance(value, str):
+        raise ProtocolError(code, f"{what} must be a string, got {_osc_kind(value)}", rid)
+    return value
+
+
+def _osc_kind(value) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (bytes, bytearray)):
+        return "a blob"
+    if isinstance(value, (int, float)):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return f"the string {value[:40]!r}"
+    return type(value).__name__
+
+
+def parse(address: str, args: list, sender: tuple[str, int], token: str | None = None) -> Request:
+    """Validate one OSC message. Raises ProtocolError naming what is wrong."""
+    rid = args[0] if args and isinstance(args[0], str) else ""
+    rid = rid[:MAX_ID] if len(rid) <= MAX_ID else ""
+    if address not in POSITIONAL:
+        raise ProtocolError("unknown_address", f"unknown address {address[:80]!r}; known: "
+                            + ", ".join(sorted(POSITIONAL)), rid)
+    if not args:
+        raise ProtocolError("bad_request", f"{address} needs a request id (string) as its first argument")
+    if not isinstance(args[0], str) or not args[0]:
+        raise ProtocolError("bad_request", f"{address}: the first argument must be a non-empty request id string, "
+                            f"got {_osc_kind(args[0])}")
+    if len(args[0]) > MAX_ID:
+        raise ProtocolError("bad_request", f"request id longer than {MAX_ID} characters")
+    rid = args[0]
+    spec = POSITIONAL[address]
+    fixed = args[1:1 + len(spec)]
+    if len(fixed) < len(spec):
+        names = " ".join(n for n, _ in spec)
+        raise ProtocolError("bad_request", f"{address} needs: id {names} (got {len(args)} arguments)", rid)
+    rest = args[1 + len(spec):]
+    if len(rest) % 2:
+        raise ProtocolError("bad_request", f"{address}: options must come as key value pairs "
+                            f"({len(rest)} words after the positional arguments)", rid)
+
+    opts: dict = {}
+    for key, value in zip(rest[::2], rest[1::2]):
+        if not isinstance(key, str):
+            raise ProtocolError("bad_request", f"option key must be a string, got {_osc_kind(key)}", rid)
+        if key not in OPTIONS:
+            raise ProtocolError("unknown_option", f"unknown option {key[:40]!r}; known: " + ", ".join(OPTIONS), rid)
+        if key in opts:
+            raise ProtocolError("bad_request", f"option {key!r} given twice", rid)
+        opts[key] = value
+
+    # Authentication and reply routing first, so later errors reach the right place.
+    if token is not None and opts.get("token") != token:
+        raise ProtocolError("unauthorized", "missing or wrong token", rid)
+    reply_host, reply_port = sender
+    if "reply_host" in opts:
+        reply_host = _str(opts["reply_host"], "reply_host", rid, "bad_option")
+        try:
+            ipaddress.ip_address(reply_host)
+        except ValueError:
+            raise ProtocolError("bad_reply_host", f"reply_host {reply_host[:60]!r} is not an IP address", rid)
+        if token is None and not is_loopback(reply_host):
+            raise ProtocolError("bad_reply_host", f"reply_host {reply_host} is not loopback; "
+                                "replies go elsewhere only when the engine runs with --token", rid)
+    if "reply_port" in opts:
+        reply_port = _int(opts["reply_port"], "reply_port", rid)
+        if not 1 <= reply_port <= 65535:
+            raise ProtocolError("bad_option", f"reply_port {reply_port} is not a port (1-65535)", rid)
+    req = Request(address=address, id=rid, reply_to=(reply_host, reply_port))
+
+    for (name, kind), value in zip(spec, fixed):
+        v = _str(value, name, rid) if kind == "str" else _num(value, name, rid)
+        setattr(req, name, v)
+    req.opts = _check_options(opts, rid)
+    _check_positional(req)
+    return req
+
+
+def _check_options(raw: dict, rid: str) -> dict:
+    out: dict = {}
+    for key, value in raw.items():
+        kind = OPTIONS[key]
+        if kind == "num":
+            out[key] = _num(value, key, rid, "bad_option")
+        elif kind == "int":
+            out[key] = _int(value, key, rid)
+        else:
+            out[key] = _str(value, key, rid, "bad_option")
+    if "bpm" in out and not 20 <= out["bpm"] <= 400:
+        raise ProtocolError("bad_option", f"bpm {out['bpm']:g} is outside 20-400", rid)
+    if "sr" in out and not 8000 <= out["sr"] <= 192000:
+        raise ProtocolError("bad_option", f"sr {out['sr']} is outside 8000-192000", rid)
+    if "variations" in out and not 1 <= out["variations"] <= 8:
+        raise ProtocolError("bad_option", f"variations {out['variations']} is outside 1-8", rid)
+    if "seed" in out and not 0 <= out["seed"] < 2**31:
+        raise ProtocolError("bad_option", f"seed {out['seed']} is outside 0-2147483647", rid)
+    if "timeout" in out and not 0 < out["timeout"] <= 86400:
+        raise ProtocolError("bad_option", f"timeout {out['timeout']:g} must be between 0 and 86400 seconds", rid)
+    if "sig" in out:
+        try:
+            out["sig"] = parse_sig(out["sig"])
+        except ValueError as e:
+            raise ProtocolError("bad_option", str(e), rid)
+    if "downbeat" in out and abs(out["downbeat"]) > 86400:
+        raise ProtocolError("bad_option", "downbeat is more than a day away", rid)
+    return out
+
+
+def _check_positional(req: Request) -> None:
+    rid = req.id
+    if req.kind == "inpaint":
+        if req.start < 0:
+            raise ProtocolError("bad_region", f"start {req.start:g} s is negative", rid)
+        if req.start >= req.end:
+            raise ProtocolError("bad_region", f"start {req.start:g} s must be before end {req.end:g} s", rid)
+    if req.kind == "continue" and req.at <= 0:
+        raise ProtocolError("bad_region", f"at {req.at:g} s leaves no audio before it to continue", rid)
+    if req.kind in ("continue", "generate"):
+        if not 0 < req.bars <= MAX_BARS:
+            raise ProtocolError("bad_region", f"bars {req.bars:g} must be above 0 and at most {MAX_BARS}", rid)
+        if "bpm" not in req.opts:
+            raise ProtocolError("bad_option", f"{req.kind} needs the option bpm (the project tempo)", rid)
+
+
+def error_args(request_id: str, code: str, message: str) -> list:
+    return [request_id, code, message[:1000]]
+
+
+class Double(float):
+    """A float sent as OSC float64 ('d'): used for times so they keep sample precision."""
+
+
+def encode(address: str, args: list) -> bytes:
+    from pythonosc.osc_message_builder import OscMessageBuilder
+
+    b = OscMessageBuilder(address)
+    for a in args:
+        if isinstance(a, bool):
+            b.add_arg(a)
+        elif isinstance(a, Double):
+            b.add_arg(float(a), "d")
+        elif isinstance(a, float):
+            b.add_arg(a, "f")
+        elif isinstance(a, int):
+            b.add_arg(a, "i" if -2**31 <= a < 2**31 else "h")
+        else:
+            b.add_arg(str(a), "s")
+    return b.build().dgram
+
+
+def decode(data: bytes) -> list[tuple[str, list]]:
+    """Datagram -> [(address, args)] (bundles flattened). Raises ProtocolError('bad_packet')."""
+    from pythonosc.osc_packet import OscPacket
+
+    try:
+        packet = OscPacket(data)
+        return [(m.message.address, list(m.message.params)) for m in packet.messages]
+    except Exception as e:  # python-osc raises ParseError, but odd bytes can raise others
+        raise ProtocolError("bad_packet", f"datagram of {len(data)} bytes is not OSC ({type(e).__name__})")
