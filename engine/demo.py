@@ -1,0 +1,107 @@
+"""`segue demo`: the README's first command. Start an engine on `dsp`, render a short
+loop on the spot, ask the engine over OSC to continue it by 4 bars, and show the result."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from .audio_io import write_wav_atomic
+from .paths import default_render_dir
+from .timeline import Grid, bars_to_samples
+
+BPM, SR, BARS = 120.0, 44100, 4
+
+
+def render_loop(seconds: float = 8.0, sr: int = SR, bpm: float = BPM) -> np.ndarray:
+    """A two-bar drum and bass groove, repeated: kick, snare, hats and a moving bass line."""
+    rng = np.random.default_rng(7)
+    n = int(seconds * sr)
+    out = np.zeros((2, n), dtype=np.float64)
+    beat = 60.0 / bpm
+
+    def hit(t0: float, sig: np.ndarray, pan: float = 0.0) -> None:
+        s = int(round(t0 * sr))
+        m = min(len(sig), n - s)
+        if m > 0:
+            out[0, s:s + m] += sig[:m] * (1 - pan)
+            out[1, s:s + m] += sig[:m] * (1 + pan)
+
+    tt = np.arange(int(0.4 * sr)) / sr
+    kick = np.sin(2 * np.pi * (50 + 100 * np.exp(-tt * 30)) * tt) * np.exp(-tt * 8)
+    snare = rng.standard_normal(len(tt)) * np.exp(-tt * 18) * 0.5 + np.sin(2 * np.pi * 190 * tt) * np.exp(-tt * 20) * 0.3
+    hat = rng.standard_normal(int(0.05 * sr)) * np.exp(-np.arange(int(0.05 * sr)) / sr * 80) * 0.15
+    bass_notes = [55.0, 55.0, 65.4, 49.0, 55.0, 73.4, 65.4, 49.0]
+    for k in range(int(seconds / beat)):
+        t0 = k * beat
+        hit(t0, kick if k % 2 == 0 else snare)
+        hit(t0 + beat / 2, hat, pan=0.3)
+        hit(t0, hat, pan=-0.3)
+        f = bass_notes[k % len(bass_notes)]
+        bt = np.arange(int(beat * sr)) / sr
+        hit(t0, 0.25 * np.sin(2 * np.pi * f * bt) * np.minimum(1, bt * 200) * np.exp(-bt * 2))
+    return (0.5 * out / np.max(np.abs(out))).astype(np.float32)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_demo(port: int = 0) -> int:
+    from bridge.client import EngineClient, NoEngine, request_args
+
+    port = port or _free_port()
+    folder = default_render_dir().parent / "demo"
+    folder.mkdir(parents=True, exist_ok=True)
+    loop = render_loop()
+    src = folder / "demo-loop-120bpm.wav"
+    if src.exists():
+        src.unlink()
+    write_wav_atomic(folder, src.name, loop, SR)
+    print(f"rendered a 2-bar groove, repeated to {loop.shape[1] / SR:.1f} s: {src}")
+
+    engine = subprocess.Popen([sys.executable, "-m", "engine.cli", "serve", "--port", str(port),
+                               "--log-level", "warning"], stdout=subprocess.PIPE, text=True)
+    try:
+        print(engine.stdout.readline().strip())
+        with EngineClient("127.0.0.1", port) as c:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    c.call("/segue/ping", ["demo-ping"], answer_within=1.0)
+                    break
+                except NoEngine:
+                    if time.monotonic() > deadline or engine.poll() is not None:
+                        print("the engine did not start", file=sys.stderr)
+                        return 1
+            at = loop.shape[1] / SR
+            t0 = time.monotonic()
+            outcome = c.call("/segue/continue", request_args("demo", [str(src), at, float(BARS)],
+                                                             {"bpm": BPM, "sig": "4/4", "variations": 2}),
+                             on_event=lambda r: print(f"  {r.address} {r.args[1:]}"))
+            dt = time.monotonic() - t0
+        if outcome.final.address != "/segue/done":
+            print(f"error: {outcome.final.args}", file=sys.stderr)
+            return 1
+        from pedalboard.io import AudioFile
+
+        paths = [outcome.final.args[1]] + list(outcome.final.args[4:])
+        expect = bars_to_samples(BARS, Grid(BPM), SR)
+        for p in paths:
+            with AudioFile(p) as f:
+                y = f.read(f.frames)
+            seam = abs(float(y[0, 0]) - float(loop[0, -1]))
+            print(f"continued {BARS} bars at {BPM:g} BPM in {dt * 1000:.0f} ms: {p}\n"
+                  f"  {y.shape[1]} samples at {SR} Hz (expected {expect}), {y.shape[0]} channels, "
+                  f"step at the join {seam:.4f}")
+        return 0
+    finally:
+        engine.terminate()
+        engine.wait(timeout=10)

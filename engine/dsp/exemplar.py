@@ -1,0 +1,297 @@
+"""Beat-synchronous exemplar inpainting and continuation (the `dsp` backend's core).
+
+The region to fill is covered by grid-unit "slots". Each slot gets a "donor":
+a unit of known audio elsewhere in the file, copied with the same offset
+within the unit, so onsets stay on the grid. Donors are chosen jointly by a
+Viterbi search over a similarity graph between units:
+
+- the edges of the region must fit: the units before the donor look like the
+  units before the region (and, for inpaint, the units after the last donor
+  look like the units after the region); partly known edge slots must match
+  their known sub-divisions;
+- consecutive donors should be consecutive units (a copy of real, continuous
+  audio); a jump costs a fixed penalty plus how different the jump target is
+  from the natural successor;
+- donors at the same position in the bar are strongly preferred.
+
+Rendering copies each run of consecutive donors in one piece, joins runs with
+short equal-power crossfades, matches each run's loudness to the region's
+surroundings, and joins the source at the region edges through a crossfade
+from an AR extrapolation of the source, so the first and last samples continue
+the audio around the region without a click. Seeded noise on the costs makes
+different seeds pick among the best candidates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import SegueError
+from ..timeline import Grid
+from .janssen import ar_extrapolate
+from .units import SUBDIVISIONS, BANDS, UnitGrid, normalise, pairwise, unit_features
+
+RUN_FADE_SECONDS = 0.010     # crossfade between donor runs (half on each side of the boundary)
+EDGE_FADE_SECONDS = 0.020    # crossfade from the source's extrapolation into the fill
+JUMP_COST = 0.35             # a jump between non-consecutive donors, in units of the median distance
+POSITION_COST = 2.0          # a donor at another position in the bar
+DISTANCE_COST = 0.05         # donors far away in time (music evolves)
+NOISE = 0.12                 # seeded Gumbel noise: picks among near-equal candidates
+MAX_CANDIDATES = 768
+GAIN_RANGE = (0.5, 2.0)
+
+
+@dataclass
+class FillRequest:
+    audio: np.ndarray        # (channels, n): inpaint: the whole file; continue: the audio before `start`
+    sr: int
+    start: int
+    length: int
+    units: UnitGrid
+    bar_aware: bool          # False when the grid was estimated: bar positions are unknown
+    continuation: bool
+    seed: int = 0
+    variations: int = 1
+
+
+class FeatureCache:
+    """Unit features per (source, rate, grid): repeated edits of one file skip the analysis."""
+
+    def __init__(self, size: int = 8):
+        self.size = size
+        self._items: dict = {}
+
+    def get(self, key, compute):
+        if key is None:
+            return compute()
+        if key not in self._items:
+            if len(self._items) >= self.size:
+                self._items.pop(next(iter(self._items)))
+            self._items[key] = compute()
+        return self._items[key]
+
+
+def fill(req: FillRequest, cache: FeatureCache | None = None, cache_key=None, check=lambda: None) -> list[np.ndarray]:
+    x, sr, a, L, ug = req.audio, req.sr, req.start, req.length, req.units
+    n = x.shape[1]
+    known_end = n if not req.continuation else a        # continuation: nothing after `a` is known
+    b = min(a + L, n) if not req.continuation else a    # first known sample after the region
+    run_fade = max(int(RUN_FADE_SECONDS * sr), 1)
+
+    # Units wholly inside the file, and which of them are known (clear of the region by a fade).
+    k_first = int(np.ceil(-ug.origin / ug.length - 1e-9))
+    k_last = int(np.floor((known_end - ug.origin) / ug.length + 1e-9)) - 1
+    if k_last < k_first:
+        raise SegueError("insufficient_context", "the file is shorter than one grid unit")
+    ks = np.arange(k_first, k_last + 1)
+    starts, ends = ug.start(ks), ug.start(ks + 1)
+    if req.continuation:
+        known = ends + run_fade <= a
+    else:
+        known = (ends + run_fade <= a) | (starts - run_fade >= b)
+    if known.sum() < max(2, ug.per_bar):
+        raise SegueError("insufficient_context", f"only {int(known.sum())} whole grid units "
+                         f"({known.sum() * ug.length / sr:.2f} s) of audio lie outside the region; "
+                         "at least a bar is needed to draw from")
+
+    mono = x.mean(axis=0)
+    feats = (cache or FeatureCache()).get(cache_key, lambda: normalise(unit_features(mono, sr, ug, ks)))
+    check()
+
+    slots = np.arange(ug.index_at(a), ug.index_at(a + L - 1) + 1)
+    cand = ks[known]
+    if len(cand) > MAX_CANDIDATES:  # keep the nearest: far donors are penalised anyway
+        centre = (slots[0] + slots[-1]) / 2
+        cand = np.sort(cand[np.argsort(np.abs(cand - centre))[:MAX_CANDIDATES]])
+    costs = _costs(req, feats, ks, known, slots, cand, a, b)
+    check()
+
+    outs = []
+    for v in range(req.variations):
+        rng = np.random.default_rng(req.seed + v)
+        noisy = costs.unary + NOISE * rng.gumbel(size=costs.unary.shape)
+        donors = cand[_viterbi(noisy, costs.transition)]
+        outs.append(_render(req, slots, donors, a, b, run_fade))
+        check()
+    return outs
+
+
+@dataclass
+class _Costs:
+    unary: np.ndarray        # (slots, candidates)
+    transition: np.ndarray   # (candidates, candidates)
+
+
+def _costs(req: FillRequest, feats, ks, known, slots, cand, a, b) -> _Costs:
+    ug = req.units
+    k_first = ks[0]
+    idx = {int(k): i for i, k in enumerate(ks)}
+    is_known = {int(k) for k in ks[known]}
+    F = feats
+    Fc = F[cand - k_first]
+    d_cc = pairwise(Fc, Fc)
+    scale = float(np.median(d_cc[d_cc > 0])) if np.any(d_cc > 0) else 1.0
+
+    def dist_rows(k: int, offs: np.ndarray) -> np.ndarray:
+        """Distance between unit k and units cand+offs (missing or unknown -> 1.5 median)."""
+        out = np.full(len(cand), 1.5 * scale)
+        if k not in is_known:
+            return out
+        for i, m in enumerate(cand + offs):
+            if int(m) in is_known:
+                d = F[idx[int(m)]] - F[idx[k]]
+                out[i] = float(np.mean(d * d))
+        return out
+
+    J = len(slots)
+    unary = np.zeros((J, len(cand)))
+    # Left context: the two units before the region against the two before each donor.
+    unary[0] += dist_rows(int(slots[0]) - 1, -1) + 0.5 * dist_rows(int(slots[0]) - 2, -2)
+    unary[0] += _partial(req, F, idx, slots[0], cand, a, b)
+    if not req.continuation and b < req.audio.shape[1]:
+        unary[-1] += dist_rows(int(slots[-1]) + 1, 1) + 0.5 * dist_rows(int(slots[-1]) + 2, 2)
+        unary[-1] += _partial(req, F, idx, slots[-1], cand, a, b)
+    if req.bar_aware and ug.per_bar > 1:
+        mismatch = (cand[None, :] - slots[:, None]) % ug.per_bar != 0
+        unary += POSITION_COST * scale * mismatch
+    span = max(len(ks), 1)
+    unary += DISTANCE_COST * scale * np.abs(cand[None, :] - slots[:, None]) / span
+
+    # Transition m -> m': free when m' = m + 1, else a jump judged against m's natural successor.
+    succ_known = np.array([int(m) + 1 in is_known for m in cand])
+    succ_rows = np.array([idx.get(int(m) + 1, 0) for m in cand])
+    d_succ = pairwise(F[succ_rows], Fc)
+    trans = JUMP_COST * scale + np.where(succ_known[:, None], d_succ, 1.5 * scale)
+    consecutive = cand[None, :] == cand[:, None] + 1
+    trans[consecutive] = 0.0
+    return _Costs(unary / scale, trans / scale)
+
+
+def _partial(req: FillRequest, F, idx, k: int, cand, a: int, b: int) -> np.ndarray:
+    """Match the known sub-divisions of a partly known edge slot against each donor's."""
+    ug = req.units
+    if int(k) not in idx:
+        return np.zeros(len(cand))
+    s0 = float(ug.origin + k * ug.length)
+    sub = ug.length / SUBDIVISIONS
+    lo = s0 + np.arange(SUBDIVISIONS) * sub
+    hi = lo + sub
+    known = hi <= a if req.continuation else (hi <= a) | (lo >= b)
+    if not known.any():
+        return np.zeros(len(cand))
+    mask = np.repeat(known, BANDS)
+    target = F[idx[int(k)]][mask]
+    rows = np.array([idx[int(m)] for m in cand])
+    d = F[rows][:, mask] - target[None, :]
+    return np.mean(d * d, axis=1) * known.mean()
+
+
+def _viterbi(unary: np.ndarray, trans: np.ndarray) -> np.ndarray:
+    J, M = unary.shape
+    cost = unary[0].copy()
+    back = np.zeros((J, M), dtype=np.int64)
+    for j in range(1, J):
+        total = cost[:, None] + trans
+        back[j] = np.argmin(total, axis=0)
+        cost = total[back[j], np.arange(M)] + unary[j]
+    path = np.empty(J, dtype=np.int64)
+    path[-1] = int(np.argmin(cost))
+    for j in range(J - 1, 0, -1):
+        path[j - 1] = back[j, path[j]]
+    return path
+
+
+def _render(req: FillRequest, slots, donors, a: int, b: int, fade: int) -> np.ndarray:
+    x, ug, L = req.audio, req.units, req.length
+    n = x.shape[1]
+    C = x.shape[0]
+    # Runs of consecutive donors share one offset: copy each run in one piece.
+    offsets = ug.start(slots) - ug.start(donors)
+    bounds = [0] + [j for j in range(1, len(slots)) if offsets[j] != offsets[j - 1]] + [len(slots)]
+    y = np.zeros((C, L), dtype=np.float64)
+    t = np.arange(a, a + L)
+    half = fade // 2 + 1
+    for r0, r1 in zip(bounds[:-1], bounds[1:]):
+        d = int(offsets[r0])
+        lo = a if r0 == 0 else int(ug.start(slots[r0]))
+        hi = a + L if r1 == len(slots) else int(ug.start(slots[r1]))
+        w = _window(t, lo, hi, half, first=r0 == 0, last=r1 == len(slots))
+        sel = w > 0
+        src = np.clip(t[sel] - d, 0, n - 1)
+        g = _run_gain(x, a, b, d, req.sr, req.continuation)
+        y[:, sel] += g * w[sel] * x[:, src]
+    return _join_edges(req, y.astype(np.float32), a, b)
+
+
+def _window(t, lo: int, hi: int, half: int, first: bool, last: bool) -> np.ndarray:
+    """Equal-power weight of a run spanning [lo, hi): sin ramp in, cos ramp out around its edges."""
+    w = np.ones(len(t))
+    if not first:
+        u = np.clip((t - (lo - half)) / (2 * half), 0.0, 1.0)
+        w *= np.sin(0.5 * np.pi * u)
+    if not last:
+        u = np.clip((t - (hi - half)) / (2 * half), 0.0, 1.0)
+        w *= np.cos(0.5 * np.pi * u)
+    return w
+
+
+def _rms(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(x.astype(np.float64) ** 2))) if x.size else 0.0
+
+
+def _run_gain(x, a: int, b: int, d: int, sr: int, continuation: bool) -> float:
+    """Loudness of the region's surroundings over the loudness of the donor's surroundings."""
+    n = x.shape[1]
+    w = sr  # one second each side
+    here = [x[:, max(a - w, 0):a]]
+    if not continuation:
+        here.append(x[:, b:min(b + w, n)])
+    windows = [(max(a - w, 0), a)] + ([] if continuation else [(b, min(b + w, n))])
+    there = []
+    for lo, hi in windows:
+        lo2, hi2 = max(lo - d, 0), min(hi - d, n)
+        if continuation:
+            hi2 = min(hi2, a)
+        elif lo2 < b and hi2 > a:
+            continue  # the donor's surroundings overlap the region being replaced: unknown
+        if hi2 > lo2:
+            there.append(x[:, lo2:hi2])
+    num = _rms(np.concatenate(here, axis=1)) if here else 0.0
+    den = _rms(np.concatenate(there, axis=1)) if there else 0.0
+    if num < 1e-5 or den < 1e-5:
+        return 1.0
+    return float(np.clip(num / den, *GAIN_RANGE))
+
+
+def _join_edges(req: FillRequest, y: np.ndarray, a: int, b: int) -> np.ndarray:
+    x, sr = req.audio, req.sr
+    L = y.shape[1]
+    m = min(int(EDGE_FADE_SECONDS * sr), L // 2)
+    if m < 2:
+        return y
+    ramp = 0.5 * np.pi * (np.arange(m) + 0.5) / m
+    ctx = min(a, 4096)
+    if ctx >= 64:
+        lead = ar_extrapolate(x[:, a - ctx:a], m)
+        y[:, :m] = np.cos(ramp) * lead + np.sin(ramp) * y[:, :m]
+    n = x.shape[1]
+    ctx = min(n - b, 4096)
+    if not req.continuation and ctx >= 64:
+        tail = ar_extrapolate(x[:, b:b + ctx][:, ::-1], m)[:, ::-1]
+        y[:, L - m:] = np.cos(ramp) * y[:, L - m:] + np.sin(ramp) * tail
+    return y
+
+
+def onset_units(onsets: np.ndarray, sr: int, start: int, seconds: float = 0.25) -> UnitGrid:
+    """Units for audio without a steady pulse: fixed length, phased on the onset nearest before the region."""
+    before = onsets[onsets * sr <= start]
+    origin = float(before[-1] * sr) if len(before) else 0.0
+    return UnitGrid(origin=origin, length=seconds * sr, per_bar=1)
+
+
+def grid_units(grid: Grid, sr: int) -> UnitGrid:
+    from .units import unit_grid
+
+    return unit_grid(grid, sr)
