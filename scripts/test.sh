@@ -21,7 +21,7 @@ fi
 .venv/bin/pip install -q --disable-pip-version-check torch==2.13.0
 .venv/bin/pip install -q --disable-pip-version-check -e '.[test,neural]'
 # stable-audio-tools is a test-only oracle for the sao-small parity tests: no dependencies.
-.venv/bin/pip install -q --disable-pip-version-check --no-deps stable-audio-tools==0.0.19
+.venv/bin/pip install -q --disable-pip-version-check --no-deps stable-audio-tools==0.0.19 einops
 
 set +e
 .venv/bin/python -m pytest "$@"
