@@ -109,7 +109,8 @@ class LiveSet {
         if (o.kind === "slot" && prop === "has_clip") return [o.slot.clip ? 1 : 0];
         if (o.kind === "clip") {
             const c = o.clip;
-            if (prop === "end_time") return [c.file_path && c.sample_length ? c.start_time + this.clipLengthBeats(c) : c.end_time];
+            // Clips the device created span their whole file; others keep their given edges.
+            if (prop === "end_time") return [c.guessedBpm ? c.start_time + this.clipLengthBeats(c) : c.end_time];
             if (prop === "warp_markers") return [JSON.stringify({ warp_markers: c.warp_markers })];
             return [c[prop] === undefined ? 0 : c[prop]];
         }
