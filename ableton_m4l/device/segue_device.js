@@ -1,0 +1,147 @@
+// Segue for Live: the Max [js] glue. Reads Live through LiveAPI, sends
+// protocol v1 requests out of outlet 0 into [udpsend 127.0.0.1 9137], takes
+// replies from [udpreceive] (port chosen here, sent to the engine as
+// reply_port), drives the UI, and writes results back via segue_live.js.
+// ES5 for Max's classic [js]; the logic lives in segue_core.js / segue_live.js,
+// which the Node tests exercise. Only this file touches Max globals.
+
+autowatch = 0;
+inlets = 1;
+outlets = 4; // 0: to udpsend, 1: to udpreceive (port), 2: UI (route status engine progress result), 3: folder to reveal
+
+var core = require("segue_core");
+var live = require("segue_live");
+
+var state = {
+    sr: 0, bars: 4, variations: 1, seed: 0, prompt: "", backend: "",
+    replyPort: 0, ready: false,
+    job: null,            // {plan, trackPath, sentAt, accepted}
+    lastReply: 0, lastStatusSent: 0, engineUp: false
+};
+
+function api(path) { return new LiveAPI(path); }
+function now() { return new Date().getTime(); }
+function ui(what, text) { outlet(2, what, text); }
+function status(text) { ui("status", text); post("segue: " + text + "\n"); }
+
+function send(request) { outlet(0, core.toMaxMessage(request)); }
+
+// ------------------------------------------------------------------ setup
+
+// [live.thisdevice] bangs once Live is ready for LiveAPI calls.
+function bang() { init(); }
+
+function init() {
+    if (state.ready) return;
+    state.ready = true;
+    // A random high port for replies, so two Segue devices in one set don't clash.
+    state.replyPort = 49152 + Math.floor(Math.random() * 16000);
+    outlet(1, "port", state.replyPort);
+    status("Inpaint uses the loop brace (Live's API has no time selection).");
+    poller.interval = 2000;
+    poller.repeat();
+}
+
+var poller = new Task(poll, this);
+
+// Status every 2 s doubles as the liveness check: no answer within 3 s means
+// the engine is not running, and the UI says how to start it.
+function poll() {
+    var t = now();
+    if (state.lastStatusSent && state.lastReply < state.lastStatusSent && t - state.lastStatusSent > 3000) {
+        if (state.engineUp || state.lastReply === 0) ui("engine", core.ENGINE_HELP);
+        state.engineUp = false;
+        if (state.job) failJob("The engine stopped answering. " + core.ENGINE_HELP);
+    }
+    if (!state.lastStatusSent || state.lastReply >= state.lastStatusSent || t - state.lastStatusSent > 3000) {
+        state.lastStatusSent = t;
+        send(core.simpleRequest("/segue/status", core.newRequestId(), state.replyPort));
+    }
+}
+
+// ------------------------------------------------------------------ UI inputs
+
+function sr(v) { state.sr = Math.round(v); }
+function bars(v) { state.bars = Math.max(1, Math.min(32, Math.round(v))); }
+function variations(v) { state.variations = Math.max(1, Math.min(4, Math.round(v))); }
+function seed(v) { state.seed = Math.max(0, Math.round(v)); }
+function prompt() { state.prompt = arrayfromargs(arguments).join(" "); }
+function backend(name) { state.backend = name ? String(name) : ""; }
+
+function continue_clip() { start("continue"); }
+function inpaint() { start("inpaint"); }
+function generate() { start("generate"); }
+
+function cancel() {
+    if (!state.job) { status("Nothing to cancel."); return; }
+    send(core.simpleRequest("/segue/cancel", state.job.plan.id, state.replyPort));
+    status("Cancelling...");
+}
+
+// ------------------------------------------------------------------ requests
+
+function start(kind) {
+    if (!state.ready) { status("Not ready yet."); return; }
+    if (state.job) { status("Busy with " + state.job.plan.kind + ": wait or Cancel."); return; }
+    if (!state.engineUp) { ui("engine", core.ENGINE_HELP); status(core.ENGINE_HELP); return; }
+    var trackPath = live.deviceTrackPath(api);
+    if (!trackPath) { status("Put Segue on an audio track (not a return or the main track)."); return; }
+    var song = live.readSong(api, state.sr);
+    var opts = { seed: state.seed, variations: state.variations, prompt: state.prompt,
+                 backend: state.backend, replyPort: state.replyPort };
+    var plan;
+    if (kind === "continue") plan = core.planContinue(song, live.pickContinueClip(api, trackPath), state.bars, opts);
+    else if (kind === "inpaint") plan = core.planInpaint(song, live.pickInpaintClip(api, trackPath, song), opts);
+    else plan = core.planGenerate(song, state.bars, opts);
+    if (!plan.ok) { status(plan.message); return; }
+    state.job = { plan: plan, trackPath: trackPath, sentAt: now(), accepted: false };
+    ui("progress", 0);
+    send(plan.request);
+    status(kind + ": sent");
+}
+
+function failJob(text) {
+    state.job = null;
+    ui("progress", 0);
+    status(text);
+}
+
+// ------------------------------------------------------------------ replies
+
+// [udpreceive] outputs each OSC message with its address as the selector.
+function anything() {
+    var address = messagename;
+    if (address.charAt(0) !== "/") { post("segue: unknown message " + address + "\n"); return; }
+    var r = core.parseReply(address, arrayfromargs(arguments));
+    state.lastReply = now();
+    if (r.type === "status" || r.type === "pong") {
+        state.engineUp = true;
+        ui("engine", "Engine: " + r.backend + (r.type === "status" ? " | " + r.state + " | queue " + r.queued : ""));
+        return;
+    }
+    var job = state.job;
+    if (!job || r.id !== job.plan.id) return; // a reply for an earlier request
+    if (r.type === "accepted") { job.accepted = true; status(job.plan.kind + ": queued at " + r.position); }
+    else if (r.type === "progress") { ui("progress", Math.round(r.fraction * 100)); status(job.plan.kind + ": " + r.stage); }
+    else if (r.type === "error") failJob(core.errorText(r.code, r.message));
+    else if (r.type === "done") finish(job, r);
+}
+
+function finish(job, r) {
+    state.job = null;
+    ui("progress", 100);
+    var placed = live.placeResults(api, job.trackPath, job.plan, r.paths, live.readVersion(api));
+    if (placed.method === "manual") {
+        // No LOM call can place audio in this Live version: reveal the files.
+        var folder = r.paths[0].substring(0, r.paths[0].lastIndexOf("/"));
+        ui("result", "Drag into Live: " + r.paths.join("  "));
+        outlet(3, "file://" + folder);
+        status(job.plan.kind + ": done (this Live version cannot place audio from a device)");
+        return;
+    }
+    var where = placed.method === "arrangement" ? "Arrangement" + (r.paths.length > 1 ? " (variations on take lanes)" : "")
+                                                : "Session View clip slots";
+    ui("result", r.paths[0]);
+    status(job.plan.kind + ": " + placed.clips.length + " clip(s) in the " + where + (placed.partial ? " (some failed)" : "") +
+           ". Undo removes them.");
+}

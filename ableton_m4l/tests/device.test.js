@@ -1,0 +1,106 @@
+// The Max glue (device/segue_device.js) run as Max runs it, against the
+// LiveAPI stand-in, with replies fed in as [udpreceive] would deliver them.
+"use strict";
+const test = require("node:test");
+const assert = require("node:assert/strict");
+const fs = require("node:fs");
+const os = require("node:os");
+const path = require("node:path");
+const core = require("../device/segue_core.js");
+const { LiveSet } = require("./standin_liveapi.js");
+const { MaxJs } = require("./max_harness.js");
+const { writeFloatWav } = require("../node/wav.js");
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "segue-dev-"));
+test.after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+const SRC = path.join(tmp, "drums.wav");
+writeFloatWav(SRC, 44100, 1, 44100 * 10);
+
+function setup(version) {
+    const set = new LiveSet({ version, tempo: 120, num: 4, den: 4, loop_start: 4, loop_length: 4,
+        tracks: [{ clips: [{ file_path: SRC, start_time: 0, end_time: 16, loop_start: 0, sample_rate: 44100,
+                              sample_length: 441000 }] }] });
+    const max = new MaxJs(set.api());
+    max.send("bang"); // [live.thisdevice]
+    max.send("sr", 48000); // [dspstate~]
+    return { set, max };
+}
+
+test("device: picks a reply port, polls status, says how to start a missing engine", () => {
+    const { max } = setup([12, 2, 0]);
+    const [[sel, port]] = max.take(1);
+    assert.equal(sel, "port");
+    assert.ok(port >= 49152 && port < 65536);
+    max.tick(2000);
+    const sent = max.take(0);
+    assert.equal(sent.length, 1);
+    assert.equal(sent[0][0], "/segue/status");
+    assert.deepEqual(sent[0].slice(2), ["reply_port", port]);
+    max.tick(2000); max.tick(2000); // no reply for 4 s
+    assert.deepEqual(max.ui("engine").slice(-1), [core.ENGINE_HELP]);
+    max.send("continue_clip");
+    assert.equal(max.take(0).filter((m) => m[0] === "/segue/continue").length, 0, "nothing sent to a dead engine");
+});
+
+test("device: inpaint round, from button to clips in the arrangement", () => {
+    const { set, max } = setup([12, 2, 0]);
+    const port = max.take(1)[0][1];
+    max.tick(2000);
+    const statusId = max.take(0)[0][1];
+    max.send("/segue/status", statusId, "idle", "dsp", 0, "");
+    assert.match(max.ui("engine").slice(-1)[0], /Engine: dsp \| idle \| queue 0/);
+    max.send("variations", 2);
+    max.send("seed", 11);
+    max.send("inpaint");
+    const req = max.take(0).find((m) => m[0] === "/segue/inpaint");
+    assert.ok(req, "inpaint request sent");
+    const [, id, src, start, end] = req;
+    assert.match(id, /^m4l-/);
+    assert.equal(src, SRC);
+    assert.equal(start, 2); assert.equal(end, 4); // brace 4..8 beats at 120 BPM
+    const opts = {};
+    for (let i = 5; i < req.length; i += 2) opts[req[i]] = req[i + 1];
+    assert.deepEqual(opts, { downbeat: 0, bpm: 120, sig: "4/4", sr: 48000, seed: 11, variations: 2, reply_port: port });
+    max.send("/segue/accepted", id, 0);
+    max.send("/segue/progress", id, 0.5, "generate 1/2");
+    assert.deepEqual(max.ui("progress").slice(-1), [50]);
+    const outs = [1, 2].map((k) => { const p = path.join(tmp, `in-v${k}.wav`); writeFloatWav(p, 48000, 1, 96000); return p; });
+    max.send("/segue/done", id, outs[0], 2.0, 48000, outs[1]);
+    const creates = set.calls("create_audio_clip");
+    assert.deepEqual(creates.map((c) => [c.path, c.args[0], c.args[1]]),
+                     [["live_set tracks 0", outs[0], 4], ["live_set tracks 0 take_lanes 0", outs[1], 4]]);
+    assert.match(max.ui("status").slice(-1)[0], /2 clip\(s\) in the Arrangement/);
+});
+
+test("device: errors reach the UI; replies for other ids are ignored; old Live reveals the file", () => {
+    const { set, max } = setup([11, 3, 0]);
+    max.tick(2000);
+    max.send("/segue/status", max.take(0)[0][1], "idle", "dsp", 0, "");
+    max.send("prompt", "warm", "tape", "hiss");
+    max.send("generate");
+    const req = max.take(0).find((m) => m[0] === "/segue/generate");
+    assert.deepEqual(req.slice(2, 3), [4]);
+    assert.ok(req.includes("warm tape hiss"));
+    max.send("/segue/error", "someone-else", "busy", "x");
+    assert.doesNotMatch(max.ui("status").slice(-1)[0], /busy/);
+    max.send("/segue/error", req[1], "unsupported", "dsp cannot generate");
+    assert.match(max.ui("status").slice(-1)[0], /cannot Generate.*\[unsupported\]/);
+    // Continue on Live 11: no LOM call can place audio, the folder is revealed.
+    max.send("continue_clip");
+    const c = max.take(0).find((m) => m[0] === "/segue/continue");
+    const out = path.join(tmp, "cont-v1.wav");
+    writeFloatWav(out, 48000, 1, 48000 * 8);
+    max.send("/segue/done", c[1], out, 8.0, 48000);
+    assert.deepEqual(max.take(3), [["file://" + tmp]]);
+    assert.match(max.ui("result").slice(-1)[0], /Drag into Live/);
+    assert.equal(set.calls("create_audio_clip").length, 0);
+});
+
+test("device JS stays ES5 for Max's classic [js]", () => {
+    for (const f of ["segue_core.js", "segue_live.js", "segue_device.js"]) {
+        const src = fs.readFileSync(path.join(__dirname, "..", "device", f), "utf8").replace(/\/\/.*$/gm, "");
+        for (const [re, what] of [[/\blet\s/, "let"], [/\bconst\s/, "const"], [/=>/, "arrow function"], [/`/, "template string"],
+                                  [/\bclass\s/, "class"], [/\.\.\.[A-Za-z]/, "spread"], [/Math\.fround|Number\.isInteger|\.includes\(/, "ES2015 API"]])
+            assert.doesNotMatch(src, re, `${f} uses ${what}`);
+    }
+});
