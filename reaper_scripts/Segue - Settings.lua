@@ -1,0 +1,19 @@
+-- @description Segue: Settings
+-- @author Segue
+-- @version 0.1.0
+-- @about
+--   Engine host and port, the segue program path, backend, token, default prompt, landing
+--   mode (take or item), engine auto-start, output folder, default bars and variations,
+--   seed.
+--
+--   Needs the Segue engine (`segue serve`); see docs/reaper.md.
+
+-- All the work is in segue_lib.lua, installed next to this script.
+local dir = debug.getinfo(1, "S").source:match("^@?(.*[/\\])") or ""
+local ok, segue = pcall(dofile, dir .. "segue_lib.lua")
+if not ok then
+  reaper.ShowMessageBox("Cannot load segue_lib.lua next to this script:\n" .. tostring(segue)
+    .. "\n\nReinstall the Segue package (Extensions > ReaPack > Synchronize packages).", "Segue", 0)
+  return
+end
+segue.settings_action()

@@ -1,0 +1,885 @@
+-- @noindex
+-- Segue for REAPER: shared code of the Segue actions (loaded with dofile by each script).
+--
+-- Transport: REAPER's Lua has no sockets, so every request runs the `segue`
+-- command-line client (installed with Segue) through reaper.ExecProcess(cmd, -2),
+-- which returns at once. The client speaks OSC to the engine and mirrors every
+-- event into a key=value "status file" (rewritten atomically); a reaper.defer
+-- loop polls that file, so REAPER's UI never blocks and no native library
+-- (mavriq-lua-sockets etc.) is needed. See docs/reaper.md.
+--
+-- Timeline conventions (the same as protocol v1): bpm counts quarter notes per
+-- minute, a bar of N/D lasts N*4/D quarter notes, source times are seconds in
+-- the take's file: D_STARTOFFS + (project time - item position), playrate 1.
+
+local M = {}
+
+M.VERSION = "0.1.0"
+M.SECTION = "Segue"          -- ExtState section for settings and running ids
+M.TITLE = "Segue"
+
+local EPS = 1e-6             -- seconds: tolerance for "the same time" on the timeline
+M.MIN_CONTEXT = 0.5          -- seconds of source audio the engine needs at the least
+M.PING_TIMEOUT = 20          -- seconds for the client to write its first status line
+M.START_WAIT = 120           -- seconds to wait for an auto-started engine (weights load)
+
+M.DEFAULTS = {
+  exe = "segue",             -- path of the segue client (plain "segue": found on PATH)
+  host = "127.0.0.1",
+  port = "9137",
+  backend = "",              -- blank: the engine's loaded backend
+  token = "",
+  prompt = "",
+  landing = "take",          -- "take": split the item, add takes; "item": new item over the selection
+  autostart = "0",           -- "1": run `segue serve` when no engine answers
+  out = "",                  -- output folder; blank: the engine's default renders folder
+  bars = "4",                -- default bars for Continue
+  variations = "4",          -- default count for Variations
+  seed = "",                 -- blank: a random seed per request (shown in the take name)
+  timeout = "600",           -- seconds a request may take
+}
+
+---------------------------------------------------------------- settings
+
+function M.setting(key)
+  local v = reaper.GetExtState(M.SECTION, key)
+  if v == nil or v == "" then return M.DEFAULTS[key] end
+  return v
+end
+
+function M.set_setting(key, value)
+  reaper.SetExtState(M.SECTION, key, tostring(value), true)
+end
+
+---------------------------------------------------------------- small helpers
+
+-- Numbers on command lines: 9 decimals (a nanosecond; far below a sample), and
+-- always a dot whatever the C locale says.
+function M.fmt(x)
+  return (string.format("%.9f", x):gsub(",", "."))
+end
+
+function M.msg(text)
+  reaper.ShowMessageBox(text, M.TITLE, 0)
+end
+
+function M.log(text)
+  reaper.ShowConsoleMsg("Segue: " .. text .. "\n")
+end
+
+function M.is_windows()
+  return (reaper.GetOS() or ""):match("^Win") ~= nil
+end
+
+-- ExecProcess splits its command line on spaces outside double quotes (no shell
+-- on any platform), so every argument is double-quoted; a double quote inside an
+-- argument cannot be expressed and is refused.
+function M.quote(arg)
+  arg = tostring(arg)
+  if arg:find('"', 1, true) or arg:find("[\r\n]") then
+    error("Segue: cannot pass this text on a command line (it contains a double quote or a line break): " .. arg, 0)
+  end
+  return '"' .. arg .. '"'
+end
+
+function M.is_abs(path)
+  return path:match("^/") ~= nil or path:match("^%a:[/\\]") ~= nil or path:match("^\\\\") ~= nil
+end
+
+local seeded = false
+function M.new_id(kind)
+  if not seeded then
+    math.randomseed(os.time(), math.floor((reaper.time_precise() % 1) * 1e6))
+    seeded = true
+  end
+  return string.format("reaper-%s-%d-%06x", kind, os.time(), math.random(0, 0xFFFFFF))
+end
+
+function M.join(dir, name)
+  local sep = M.is_windows() and "\\" or "/"
+  if dir:sub(-1) == "/" or dir:sub(-1) == "\\" then return dir .. name end
+  return dir .. sep .. name
+end
+
+function M.status_dir()
+  local dir = M.join(M.join(reaper.GetResourcePath(), "Data"), "Segue")
+  reaper.RecursiveCreateDirectory(dir, 0)
+  return dir
+end
+
+---------------------------------------------------------------- project facts
+
+-- The rate REAPER plays at: the project's own rate when it is forced
+-- (Project settings > "Project sample rate"), else the audio device's.
+function M.project_sr(fallback)
+  if reaper.GetSetProjectInfo(0, "PROJECT_SRATE_USE", 0, false) > 0 then
+    local sr = reaper.GetSetProjectInfo(0, "PROJECT_SRATE", 0, false)
+    if sr and sr > 0 then return math.floor(sr + 0.5) end
+  end
+  local ok, desc = reaper.GetAudioDeviceInfo("SRATE")
+  local sr = ok and tonumber(desc) or nil
+  if sr and sr > 0 then return math.floor(sr + 0.5) end
+  return math.floor((fallback or 44100) + 0.5)
+end
+
+-- Tempo, signature and the bar line at or before project time t.
+function M.grid_at(t)
+  local num, den, bpm = reaper.TimeMap_GetTimeSigAtTime(0, t)
+  local bar_seconds = num * 4 / den * 60 / bpm
+  local _, measures = reaper.TimeMap2_timeToBeats(0, t + EPS / 10)
+  local bar_time = reaper.TimeMap2_beatsToTime(0, 0, measures)
+  if bar_time > t + EPS then  -- rounding put us one measure late
+    bar_time = reaper.TimeMap2_beatsToTime(0, 0, measures - 1)
+  end
+  return { bpm = bpm, num = num, den = den, sig = string.format("%d/%d", num, den),
+           bar_seconds = bar_seconds, bar_time = bar_time }
+end
+
+function M.time_selection()
+  local s, e = reaper.GetSet_LoopTimeRange(false, false, 0, 0, false)
+  if not s or not e or e - s <= EPS then return nil end
+  return s, e
+end
+
+function M.track_label(track)
+  local _, name = reaper.GetSetMediaTrackInfo_String(track, "P_NAME", "", false)
+  local n = math.floor(reaper.GetMediaTrackInfo_Value(track, "IP_TRACKNUMBER") + 0.5)
+  if name and name ~= "" then return string.format("track %d \"%s\"", n, name) end
+  return string.format("track %d", n)
+end
+
+function M.item_label(item)
+  return string.format("%s, item at %.3f s", M.track_label(reaper.GetMediaItem_Track(item)),
+                       reaper.GetMediaItemInfo_Value(item, "D_POSITION"))
+end
+
+-- Everything a request needs about an item's active take, or nil and a message.
+function M.take_info(item)
+  local label = M.item_label(item)
+  local take = reaper.GetActiveTake(item)
+  if not take then return nil, label .. ": the item has no take (empty item)." end
+  if reaper.TakeIsMIDI(take) then
+    return nil, label .. ": the active take is MIDI. Segue works on audio takes; render the MIDI to audio first."
+  end
+  local rate = reaper.GetMediaItemTakeInfo_Value(take, "D_PLAYRATE")
+  if math.abs(rate - 1) > 1e-9 then
+    return nil, string.format("%s: the take plays at rate %.4g. Segue needs playrate 1.0 (source time = timeline time); "
+      .. "reset the rate, or glue the item (Item: Glue items) and try again.", label, rate)
+  end
+  local src = reaper.GetMediaItemTake_Source(take)
+  local kind = reaper.GetMediaSourceType(src, "")
+  if kind == "SECTION" then
+    return nil, label .. ": the take plays a section or reversed source. Glue the item (Item: Glue items) first."
+  end
+  local path = reaper.GetMediaSourceFileName(src, "")
+  if not path or path == "" then return nil, label .. ": the take has no source file." end
+  if not M.is_abs(path) then
+    return nil, label .. ": the take's file path is relative (" .. path .. "); save the project or glue the item."
+  end
+  local src_len = reaper.GetMediaSourceLength(src)
+  return {
+    item = item, take = take, track = reaper.GetMediaItem_Track(item), label = label,
+    pos = reaper.GetMediaItemInfo_Value(item, "D_POSITION"),
+    len = reaper.GetMediaItemInfo_Value(item, "D_LENGTH"),
+    offs = reaper.GetMediaItemTakeInfo_Value(take, "D_STARTOFFS"),
+    path = path, src_len = src_len, src_sr = reaper.GetMediaSourceSampleRate(src),
+  }
+end
+
+function M.to_source(info, t)
+  return info.offs + (t - info.pos)
+end
+
+-- Source time of the bar line at/before project time t (moved on by whole bars
+-- when it falls before the file's start: any bar line will do for the engine).
+function M.downbeat_in_source(info, grid)
+  local d = M.to_source(info, grid.bar_time)
+  if d < 0 then d = d + math.ceil(-d / grid.bar_seconds - 1e-9) * grid.bar_seconds end
+  return d
+end
+
+-- Items to inpaint: the selected items under the time selection, else the items
+-- under it on the selected tracks. Returns a list of item handles.
+function M.items_under(s, e)
+  local found = {}
+  local function overlaps(item)
+    local pos = reaper.GetMediaItemInfo_Value(item, "D_POSITION")
+    local len = reaper.GetMediaItemInfo_Value(item, "D_LENGTH")
+    return pos < e - EPS and pos + len > s + EPS
+  end
+  local n = reaper.CountSelectedMediaItems(0)
+  if n > 0 then
+    for i = 0, n - 1 do
+      local item = reaper.GetSelectedMediaItem(0, i)
+      if overlaps(item) then found[#found + 1] = item end
+    end
+    return found, true
+  end
+  for t = 0, reaper.CountSelectedTracks(0) - 1 do
+    local track = reaper.GetSelectedTrack(0, t)
+    for i = 0, reaper.CountTrackMediaItems(track) - 1 do
+      local item = reaper.GetTrackMediaItem(track, i)
+      if overlaps(item) then found[#found + 1] = item end
+    end
+  end
+  return found, false
+end
+
+---------------------------------------------------------------- client processes
+
+function M.client_prefix(sub)
+  local parts = { M.quote(M.setting("exe")), sub }
+  return parts
+end
+
+local function add_conn(parts)
+  parts[#parts + 1] = "--host"; parts[#parts + 1] = M.quote(M.setting("host"))
+  parts[#parts + 1] = "--port"; parts[#parts + 1] = M.quote(M.setting("port"))
+  local token = M.setting("token")
+  if token ~= "" then parts[#parts + 1] = "--token"; parts[#parts + 1] = M.quote(token) end
+end
+
+-- Command line of a client request. positional: strings; opts: list of {key, value}.
+function M.request_cmd(sub, positional, opts, id, status_path)
+  local parts = M.client_prefix(sub)
+  for _, p in ipairs(positional) do parts[#parts + 1] = M.quote(p) end
+  for _, kv in ipairs(opts) do
+    parts[#parts + 1] = "--" .. kv[1]; parts[#parts + 1] = M.quote(kv[2])
+  end
+  add_conn(parts)
+  parts[#parts + 1] = "--id"; parts[#parts + 1] = M.quote(id)
+  parts[#parts + 1] = "--status-file"; parts[#parts + 1] = M.quote(status_path)
+  parts[#parts + 1] = "--quiet"
+  return table.concat(parts, " ")
+end
+
+function M.cancel_cmd(id)
+  local parts = M.client_prefix("cancel")
+  parts[#parts + 1] = M.quote(id)
+  add_conn(parts)
+  return table.concat(parts, " ")
+end
+
+function M.serve_cmd()
+  local parts = M.client_prefix("serve")
+  parts[#parts + 1] = "--host"; parts[#parts + 1] = M.quote(M.setting("host"))
+  parts[#parts + 1] = "--port"; parts[#parts + 1] = M.quote(M.setting("port"))
+  if M.setting("backend") ~= "" then parts[#parts + 1] = "--backend"; parts[#parts + 1] = M.quote(M.setting("backend")) end
+  if M.setting("token") ~= "" then parts[#parts + 1] = "--token"; parts[#parts + 1] = M.quote(M.setting("token")) end
+  if M.setting("out") ~= "" then parts[#parts + 1] = "--allow-dir"; parts[#parts + 1] = M.quote(M.setting("out")) end
+  return table.concat(parts, " ")
+end
+
+-- Start a command without waiting (-2: no wait, minimized console on Windows).
+function M.spawn(cmd)
+  return reaper.ExecProcess(cmd, -2) ~= nil
+end
+
+-- The client's status file as a table (path= lines collected in .paths), or nil
+-- while it does not exist yet.
+function M.read_status(path)
+  local f = io.open(path, "r")
+  if not f then return nil end
+  local text = f:read("a")
+  f:close()
+  local st = { paths = {} }
+  for line in text:gmatch("[^\r\n]+") do
+    local k, v = line:match("^([%w_]+)=(.*)$")
+    if k == "path" then st.paths[#st.paths + 1] = v elseif k then st[k] = v end
+  end
+  if not st.state then return nil end
+  return st
+end
+
+---------------------------------------------------------------- running ids (for the Cancel action)
+
+local function running_ids()
+  local ids = {}
+  for id in (reaper.GetExtState(M.SECTION, "running") or ""):gmatch("%S+") do ids[#ids + 1] = id end
+  return ids
+end
+M.running_ids = running_ids
+
+local function set_running(id, on)
+  local keep = {}
+  for _, x in ipairs(running_ids()) do if x ~= id then keep[#keep + 1] = x end end
+  if on then keep[#keep + 1] = id end
+  reaper.SetExtState(M.SECTION, "running", table.concat(keep, " "), false)
+end
+
+---------------------------------------------------------------- progress window
+
+local UI = { open = false }
+
+function M.ui_open(title)
+  gfx.init(title, 440, 92)
+  gfx.setfont(1, "Arial", 15)
+  UI.open = true
+end
+
+-- Draws one frame; returns true when the user asked to cancel (Esc, or closed the window).
+function M.ui_frame(fraction, line1, line2)
+  if not UI.open then return false end
+  local c = gfx.getchar()
+  if c < 0 or c == 27 then return true end
+  gfx.set(0.16, 0.16, 0.18, 1); gfx.rect(0, 0, gfx.w, gfx.h, 1)
+  gfx.set(0.92, 0.92, 0.92, 1); gfx.x, gfx.y = 12, 10; gfx.drawstr(line1)
+  local w = math.max(gfx.w - 24, 10)
+  gfx.set(0.35, 0.35, 0.38, 1); gfx.rect(12, 36, w, 14, 0)
+  gfx.set(0.35, 0.7, 0.45, 1); gfx.rect(12, 36, math.floor(w * math.min(math.max(fraction, 0), 1)), 14, 1)
+  gfx.set(0.75, 0.75, 0.75, 1); gfx.x, gfx.y = 12, 60; gfx.drawstr(line2 .. "    Esc / close: cancel")
+  gfx.update()
+  return false
+end
+
+function M.ui_close()
+  if UI.open then gfx.quit(); UI.open = false end
+end
+
+---------------------------------------------------------------- error texts
+
+function M.engine_hint()
+  return string.format("The Segue engine is not running at %s:%s.\n\nStart it in a terminal with:\n\n    segue serve --port %s\n\n"
+    .. "or tick \"Start the engine automatically\" in the action \"Segue - Settings\".",
+    M.setting("host"), M.setting("port"), M.setting("port"))
+end
+
+function M.describe_error(code, message)
+  message = message or ""
+  if code == "no_engine" then return M.engine_hint() end
+  if code == "unsupported" then
+    return "The engine's backend cannot do this: " .. message
+  end
+  if code == "insufficient_context" then
+    return "Too little audio around the selection for the engine: " .. message
+      .. "\nUse a longer item (or a shorter selection) so there is audio to learn from."
+  end
+  if code == "backend_unavailable" then
+    return "Backend not loaded: " .. message .. "\nClear the backend in Segue - Settings or restart the engine with it."
+  end
+  if code == "client_missing" then return message end
+  return string.format("The engine answered with an error (%s): %s", tostring(code), message)
+end
+
+---------------------------------------------------------------- the request runner
+
+-- Runs a batch of requests without blocking REAPER:
+--   ping the engine (auto-start it when enabled) -> launch every request ->
+--   poll their status files in a defer loop with a progress window ->
+--   call batch.on_done(jobs) once all have ended (each job: spec, state, status).
+-- spec = { sub = "inpaint", positional = {...}, opts = {{k, v}, ...}, label = "..." }
+function M.run_batch(batch)
+  local dir = M.status_dir()
+  local jobs = {}
+  local phase = "ping"
+  local ping = nil
+  local started_engine_at = nil
+  local cancelling = false
+  local finished = false
+  reaper.SetExtState(M.SECTION, "cancel", "", false)
+
+  local function new_proc(sub, positional, opts)
+    local id = M.new_id(sub)
+    local status_path = M.join(dir, id .. ".status")
+    os.remove(status_path)
+    local cmd = M.request_cmd(sub, positional, opts, id, status_path)
+    local proc = { id = id, status_path = status_path, cmd = cmd, launched = reaper.time_precise(), state = "launched" }
+    if not M.spawn(cmd) then
+      proc.state = "error"
+      proc.status = { state = "error", code = "client_missing", message = "REAPER could not run: " .. cmd, paths = {} }
+    end
+    return proc
+  end
+
+  local function finish()
+    if finished then return end
+    finished = true
+    M.ui_close()
+    for _, job in ipairs(jobs) do
+      set_running(job.id, false)
+      os.remove(job.status_path)
+    end
+    if ping then os.remove(ping.status_path) end
+    reaper.SetExtState(M.SECTION, "cancel", "", false)
+    batch.on_done(jobs)
+  end
+
+  local function fail(text)
+    finished = true
+    M.ui_close()
+    if ping then os.remove(ping.status_path) end
+    M.msg(text)
+    if batch.on_fail then batch.on_fail(text) end
+  end
+
+  local function client_missing_text()
+    return "The Segue client did not start (no status after " .. M.PING_TIMEOUT .. " s).\n\n"
+      .. "Program: " .. M.setting("exe") .. "\n\nInstall Segue (pip install segue) and set the full path of the "
+      .. "`segue` program in the action \"Segue - Settings\" (REAPER started from the Finder or a desktop "
+      .. "menu may not see your shell's PATH)."
+  end
+
+  -- Poll one process's status file; returns its status table or nil.
+  local function poll(proc)
+    local st = M.read_status(proc.status_path)
+    if st then proc.status = st; proc.state = st.state end
+    if not st and proc.state == "launched" and reaper.time_precise() - proc.launched > M.PING_TIMEOUT then
+      proc.state = "error"
+      proc.status = { state = "error", code = "client_missing", message = client_missing_text() }
+    end
+    return proc.status
+  end
+
+  local function launch_all()
+    phase = "run"
+    for _, spec in ipairs(batch.specs) do
+      local job = new_proc(spec.sub, spec.positional, spec.opts)
+      job.spec = spec
+      jobs[#jobs + 1] = job
+      set_running(job.id, true)
+    end
+  end
+
+  -- already_sent: the Cancel action has sent the cancel messages itself.
+  local function cancel_all(already_sent)
+    if cancelling then return end
+    cancelling = true
+    if phase ~= "run" then  -- nothing was sent yet
+      finished = true
+      M.ui_close()
+      if ping then os.remove(ping.status_path) end
+      M.log("cancelled")
+      return
+    end
+    if already_sent then return end
+    for _, job in ipairs(jobs) do
+      if job.state ~= "done" and job.state ~= "error" then M.spawn(M.cancel_cmd(job.id)) end
+    end
+  end
+
+  -- Draw, and cancel when the user closed the window, pressed Esc or ran the Cancel action.
+  local function frame(fraction, line)
+    local closed = M.ui_frame(fraction, batch.title, line)
+    if reaper.GetExtState(M.SECTION, "cancel") == "1" then cancel_all(true)
+    elseif closed then cancel_all(false) end
+  end
+
+  local function tick()
+    if finished then return end
+    if phase == "ping" or phase == "starting" then
+      local st = poll(ping)
+      if st and st.state == "done" then
+        os.remove(ping.status_path)
+        launch_all()
+      elseif st and st.state == "error" then
+        if st.code == "no_engine" and M.setting("autostart") == "1" then
+          if not started_engine_at then
+            started_engine_at = reaper.time_precise()
+            phase = "starting"
+            if not M.spawn(M.serve_cmd()) then return fail("REAPER could not run: " .. M.serve_cmd()) end
+            M.log("starting the engine: " .. M.serve_cmd())
+          elseif reaper.time_precise() - started_engine_at > M.START_WAIT then
+            return fail("The Segue engine did not answer within " .. M.START_WAIT .. " s after starting it with:\n\n"
+              .. M.serve_cmd() .. "\n\nRun that command in a terminal to see why.")
+          end
+          os.remove(ping.status_path)
+          ping = new_proc("ping", {}, {})
+        else
+          return fail(M.describe_error(st.code, st.message))
+        end
+      end
+    else
+      local all_ended, sum = true, 0
+      for _, job in ipairs(jobs) do
+        local st = poll(job)
+        if job.state == "done" then sum = sum + 1
+        elseif job.state == "error" then sum = sum + 1
+        else
+          all_ended = false
+          sum = sum + (st and tonumber(st.fraction) or 0)
+          local limit = tonumber(M.setting("timeout")) or 600
+          if reaper.time_precise() - job.launched > limit + 30 then
+            job.state = "error"
+            job.status = { state = "error", code = "timeout", message = "no answer from the client in time" }
+          end
+        end
+      end
+      if all_ended then return finish() end
+      local st = jobs[1].status
+      frame(sum / #jobs, cancelling and "cancelling..." or (st and st.stage) or "sending")
+      if finished then return end
+      reaper.defer(tick)
+      return
+    end
+    frame(0, phase == "starting" and "starting the engine..." or "contacting the engine...")
+    if not finished then reaper.defer(tick) end
+  end
+
+  reaper.atexit(function()
+    -- REAPER stops deferred scripts when asked to (or on exit): cancel what still runs.
+    if finished then return end
+    for _, job in ipairs(jobs) do
+      if job.state ~= "done" and job.state ~= "error" then M.spawn(M.cancel_cmd(job.id)) end
+      set_running(job.id, false)
+    end
+    M.ui_close()
+  end)
+
+  M.ui_open(batch.title)
+  ping = new_proc("ping", {}, {})
+  reaper.defer(tick)
+end
+
+---------------------------------------------------------------- landing results on the timeline
+
+-- A take playing `path` from its start, added to item and made active.
+function M.add_take(item, path, name)
+  local take = reaper.AddTakeToMediaItem(item)
+  local src = reaper.PCM_Source_CreateFromFile(path)
+  reaper.SetMediaItemTake_Source(take, src)
+  reaper.SetMediaItemTakeInfo_Value(take, "D_STARTOFFS", 0)
+  reaper.SetMediaItemTakeInfo_Value(take, "D_PLAYRATE", 1)
+  reaper.GetSetMediaItemTakeInfo_String(take, "P_NAME", name, true)
+  return take
+end
+
+-- New item on track over [pos, pos+len) with one take per path (the first active).
+function M.new_item(track, pos, len, paths, name)
+  local item = reaper.AddMediaItemToTrack(track)
+  reaper.SetMediaItemInfo_Value(item, "D_POSITION", pos)
+  reaper.SetMediaItemInfo_Value(item, "D_LENGTH", len)
+  reaper.SetMediaItemInfo_Value(item, "B_LOOPSRC", 0)
+  local first
+  for k, path in ipairs(paths) do
+    local take = M.add_take(item, path, #paths > 1 and string.format("%s v%d", name, k) or name)
+    first = first or take
+  end
+  reaper.SetActiveTake(first)
+  reaper.UpdateItemInProject(item)
+  return item
+end
+
+-- Inpaint result into the item itself: split at the region's edges, add the
+-- result(s) as takes of the middle piece (the original take stays one click away).
+function M.land_as_takes(item, a, b, paths, name)
+  local pos = reaper.GetMediaItemInfo_Value(item, "D_POSITION")
+  local len = reaper.GetMediaItemInfo_Value(item, "D_LENGTH")
+  local mid = item
+  if a > pos + EPS then mid = reaper.SplitMediaItem(item, a) end
+  if b < pos + len - EPS then reaper.SplitMediaItem(mid, b) end
+  local first
+  for k, path in ipairs(paths) do
+    local take = M.add_take(mid, path, #paths > 1 and string.format("%s v%d", name, k) or name)
+    first = first or take
+  end
+  reaper.SetActiveTake(first)
+  reaper.UpdateItemInProject(mid)
+  return mid
+end
+
+-- Warn (console) when the file's length is not the length it will play for.
+function M.check_length(st, expect_seconds, sr)
+  local seconds, got_sr = tonumber(st.seconds), tonumber(st.sr)
+  if got_sr and got_sr ~= sr then
+    M.log(string.format("the engine wrote %d Hz but the project runs at %d Hz", got_sr, sr))
+  end
+  if seconds and math.abs(seconds - expect_seconds) * sr > 1.01 then
+    M.log(string.format("result is %.6f s long, expected %.6f s", seconds, expect_seconds))
+  end
+end
+
+-- Lands every successful job inside one undo block and reports the failures.
+-- place(job) does the edits for one job.
+function M.land_all(jobs, undo_desc, undo_flags, place)
+  local ok, errors, cancelled = {}, {}, 0
+  for _, job in ipairs(jobs) do
+    local st = job.status or {}
+    if job.state == "done" and #st.paths > 0 then
+      local missing
+      for _, p in ipairs(st.paths) do if not reaper.file_exists(p) then missing = p end end
+      if missing then
+        errors[#errors + 1] = job.spec.label .. ": the engine reported a file REAPER cannot find: " .. missing
+      else
+        ok[#ok + 1] = job
+      end
+    elseif st.code == "cancelled" then
+      cancelled = cancelled + 1
+    else
+      errors[#errors + 1] = (#jobs > 1 and (job.spec.label .. ":\n") or "") .. M.describe_error(st.code, st.message)
+    end
+  end
+  if #ok > 0 then
+    reaper.Undo_BeginBlock()
+    reaper.PreventUIRefresh(1)
+    for _, job in ipairs(ok) do place(job, job.status) end
+    reaper.PreventUIRefresh(-1)
+    reaper.UpdateArrange()
+    reaper.Undo_EndBlock(undo_desc, undo_flags)
+  end
+  if cancelled > 0 then M.log(string.format("%d request(s) cancelled", cancelled)) end
+  if #errors > 0 then M.msg(table.concat(errors, "\n\n")) end
+  return #ok
+end
+
+---------------------------------------------------------------- options shared by the actions
+
+function M.common_opts(grid, sr, downbeat, extra)
+  local opts = {
+    { "bpm", M.fmt(grid.bpm) }, { "sig", grid.sig }, { "sr", string.format("%d", sr) },
+  }
+  if downbeat then opts[#opts + 1] = { "downbeat", M.fmt(downbeat) } end
+  if M.setting("backend") ~= "" then opts[#opts + 1] = { "backend", M.setting("backend") } end
+  if M.setting("out") ~= "" then opts[#opts + 1] = { "out", M.setting("out") } end
+  for _, kv in ipairs(extra or {}) do opts[#opts + 1] = kv end
+  return opts
+end
+
+function M.seed()
+  local s = tonumber(M.setting("seed"))
+  if s then return math.floor(s) end
+  M.new_id("seed")  -- makes sure the generator is seeded
+  return math.random(0, 999999)
+end
+
+-- Ask for one number; nil when cancelled or invalid (after telling the user).
+function M.ask_number(title, caption, default, lo, hi, integer)
+  local ok, text = reaper.GetUserInputs(title, 1, caption .. ",extrawidth=60", tostring(default))
+  if not ok then return nil end
+  local v = tonumber((text:gsub(",", ".")))
+  if not v or v <= lo or v > hi or (integer and v ~= math.floor(v)) then
+    M.msg(string.format("%s: please enter %s above %g and at most %g.", caption, integer and "a whole number" or "a number", lo, hi))
+    return nil
+  end
+  return v
+end
+
+---------------------------------------------------------------- actions
+
+-- Inpaint (variations = 1) or Variations (variations = N) of the time selection.
+function M.inpaint_action(variations)
+  variations = variations or 1
+  local what = variations > 1 and "Variations" or "Inpaint"
+  local s, e = M.time_selection()
+  if not s then
+    return M.msg("Set a time selection over the part to regenerate (drag in the ruler), then select the item "
+      .. "or its track and run the action again.")
+  end
+  local items, explicit = M.items_under(s, e)
+  if #items == 0 then
+    return M.msg("No audio item under the time selection. Select the item (or its track) that the time selection "
+      .. "covers and run the action again.")
+  end
+  local grid = M.grid_at(s)
+  local targets, problems = {}, {}
+  for _, item in ipairs(items) do
+    local info, err = M.take_info(item)
+    if not info then
+      problems[#problems + 1] = err
+    else
+      local a, b = math.max(s, info.pos), math.min(e, info.pos + info.len)
+      local s0, s1 = M.to_source(info, a), M.to_source(info, b)
+      if s0 < -EPS or s1 > info.src_len + EPS then
+        problems[#problems + 1] = info.label .. ": the selection reaches past the take's file (the item is "
+          .. "extended or loops its source). Glue the item (Item: Glue items) first."
+      elseif info.src_len - (s1 - s0) < M.MIN_CONTEXT then
+        problems[#problems + 1] = string.format("%s: the item's file is shorter than the context needed: "
+          .. "the selection covers %.2f s of a %.2f s file; at least %.1f s of audio around it is needed.",
+          info.label, s1 - s0, info.src_len, M.MIN_CONTEXT)
+      else
+        info.a, info.b, info.s0, info.s1 = a, b, math.max(s0, 0), math.min(s1, info.src_len)
+        targets[#targets + 1] = info
+      end
+    end
+  end
+  if #problems > 0 then return M.msg(table.concat(problems, "\n\n")) end
+  if variations > 1 and #targets > 1 then
+    return M.msg("Variations work on one item at a time: select a single item under the time selection.")
+  end
+  local sr = M.project_sr(targets[1].src_sr)
+  local seed = M.seed()
+  local landing = M.setting("landing") == "item" and "item" or "take"
+  local specs = {}
+  for _, info in ipairs(targets) do
+    local extra = { { "seed", tostring(seed) } }
+    if variations > 1 then extra[#extra + 1] = { "variations", tostring(variations) } end
+    if M.setting("prompt") ~= "" then extra[#extra + 1] = { "prompt", M.setting("prompt") } end
+    specs[#specs + 1] = {
+      sub = "inpaint", info = info, label = info.label,
+      positional = { info.path, M.fmt(info.s0), M.fmt(info.s1) },
+      opts = M.common_opts(grid, sr, M.downbeat_in_source(info, grid), extra),
+    }
+  end
+  M.run_batch {
+    title = string.format("Segue: %s %.2f-%.2f s (%d item%s)", what:lower(), s, e, #specs, #specs > 1 and "s" or ""),
+    specs = specs,
+    on_done = function(jobs)
+      M.land_all(jobs, "Segue: " .. what:lower() .. " time selection", 4, function(job, st)
+        local info = job.spec.info
+        M.check_length(st, info.b - info.a, sr)
+        local name = string.format("Segue %s seed %d", what:lower(), seed)
+        if landing == "item" then
+          M.new_item(info.track, info.a, info.b - info.a, st.paths, name)
+        else
+          M.land_as_takes(info.item, info.a, info.b, st.paths, name)
+        end
+      end)
+    end,
+  }
+end
+
+function M.variations_action()
+  local n = M.ask_number("Segue: variations", "Number of variations (2-8)", M.setting("variations"), 1, 8, true)
+  if not n then return end
+  M.set_setting("variations", n)
+  return M.inpaint_action(n)
+end
+
+function M.continue_action()
+  local n = reaper.CountSelectedMediaItems(0)
+  if n == 0 then return M.msg("Select the audio item to continue, then run the action again.") end
+  local targets, problems = {}, {}
+  for i = 0, n - 1 do
+    local info, err = M.take_info(reaper.GetSelectedMediaItem(0, i))
+    if not info then
+      problems[#problems + 1] = err
+    else
+      info.at = M.to_source(info, info.pos + info.len)
+      if info.at > info.src_len + EPS then
+        problems[#problems + 1] = info.label .. ": the item ends after its file does (it is extended or loops "
+          .. "its source). Glue the item (Item: Glue items) first."
+      elseif info.at < M.MIN_CONTEXT then
+        problems[#problems + 1] = string.format("%s: the item is shorter than the context needed: %.2f s of audio "
+          .. "before its end, at least %.1f s needed.", info.label, math.max(info.at, 0), M.MIN_CONTEXT)
+      else
+        info.at = math.min(info.at, info.src_len)
+        targets[#targets + 1] = info
+      end
+    end
+  end
+  if #problems > 0 then return M.msg(table.concat(problems, "\n\n")) end
+  local bars = M.ask_number("Segue: continue", "Bars to continue", M.setting("bars"), 0, 64, false)
+  if not bars then return end
+  M.set_setting("bars", bars)
+  local sr = M.project_sr(targets[1].src_sr)
+  local seed = M.seed()
+  local specs = {}
+  for _, info in ipairs(targets) do
+    local t_end = info.pos + info.len
+    local grid = M.grid_at(t_end)
+    info.new_pos, info.new_len = t_end, bars * grid.bar_seconds
+    specs[#specs + 1] = {
+      sub = "continue", info = info, label = info.label,
+      positional = { info.path, M.fmt(info.at), M.fmt(bars) },
+      opts = M.common_opts(grid, sr, M.downbeat_in_source(info, grid), { { "seed", tostring(seed) } }),
+    }
+  end
+  M.run_batch {
+    title = string.format("Segue: continue %g bars (%d item%s)", bars, #specs, #specs > 1 and "s" or ""),
+    specs = specs,
+    on_done = function(jobs)
+      M.land_all(jobs, "Segue: continue item", 4, function(job, st)
+        local info = job.spec.info
+        M.check_length(st, info.new_len, sr)
+        M.new_item(info.track, info.new_pos, info.new_len, st.paths,
+                   string.format("Segue continue %g bars seed %d", bars, seed))
+      end)
+    end,
+  }
+end
+
+function M.generate_action()
+  local s, e = M.time_selection()
+  if not s then return M.msg("Set a time selection where the new audio should go, select a track, and run the action again.") end
+  local track = reaper.GetSelectedTrack(0, 0)
+  if not track and reaper.CountSelectedMediaItems(0) > 0 then
+    track = reaper.GetMediaItem_Track(reaper.GetSelectedMediaItem(0, 0))
+  end
+  if not track then return M.msg("Select the track to generate into, then run the action again.") end
+  local grid = M.grid_at(s)
+  local bars = (e - s) / grid.bar_seconds
+  if bars > 64 then
+    return M.msg(string.format("The time selection is %.1f bars long; Segue generates at most 64 bars at once.", bars))
+  end
+  local ok, prompt = reaper.GetUserInputs("Segue: generate", 1, "Prompt,extrawidth=320", M.setting("prompt"))
+  if not ok then return end
+  prompt = prompt:gsub('"', "'"):gsub("[\r\n]", " ")
+  if prompt ~= "" then M.set_setting("prompt", prompt) end
+  local sr = M.project_sr(44100)
+  local seed = M.seed()
+  local extra = { { "seed", tostring(seed) } }
+  if prompt ~= "" then extra[#extra + 1] = { "prompt", prompt } end
+  M.run_batch {
+    title = string.format("Segue: generate %.2f bars", bars),
+    specs = { { sub = "generate", label = M.track_label(track), positional = { M.fmt(bars) },
+                opts = M.common_opts(grid, sr, nil, extra) } },
+    on_done = function(jobs)
+      M.land_all(jobs, "Segue: generate into time selection", 4, function(job, st)
+        M.check_length(st, e - s, sr)
+        M.new_item(track, s, e - s, st.paths, string.format("Segue generate seed %d", seed))
+      end)
+    end,
+  }
+end
+
+function M.cancel_action()
+  local ids = running_ids()
+  if #ids == 0 then return M.msg("No Segue request is running.") end
+  reaper.SetExtState(M.SECTION, "cancel", "1", false)
+  for _, id in ipairs(ids) do M.spawn(M.cancel_cmd(id)) end
+  M.log("cancel sent for " .. table.concat(ids, ", "))
+end
+
+M.SETTINGS_FIELDS = {
+  { "exe", "Segue program (full path)" },
+  { "host", "Engine host" },
+  { "port", "Engine port" },
+  { "backend", "Backend (blank: engine's)" },
+  { "token", "Token (blank: none)" },
+  { "prompt", "Default prompt" },
+  { "landing", "Land results as: take / item" },
+  { "autostart", "Start the engine automatically (y/n)" },
+  { "out", "Output folder (blank: default)" },
+  { "bars", "Continue: default bars" },
+  { "variations", "Variations: default count" },
+  { "seed", "Seed (blank: random)" },
+}
+
+local function yes(v) v = v:lower(); return v == "y" or v == "yes" or v == "1" or v == "true" or v == "on" end
+
+function M.settings_action()
+  local captions, values = {}, {}
+  for _, f in ipairs(M.SETTINGS_FIELDS) do
+    captions[#captions + 1] = f[2]
+    local v = M.setting(f[1])
+    if f[1] == "autostart" then v = v == "1" and "y" or "n" end
+    values[#values + 1] = v
+  end
+  local ok, text = reaper.GetUserInputs("Segue settings", #M.SETTINGS_FIELDS,
+    table.concat(captions, ",") .. ",separator=\n,extrawidth=260", table.concat(values, "\n"))
+  if not ok then return false end
+  local got = {}
+  for v in (text .. "\n"):gmatch("(.-)\n") do got[#got + 1] = v:match("^%s*(.-)%s*$") end
+  local new, problems = {}, {}
+  for i, f in ipairs(M.SETTINGS_FIELDS) do new[f[1]] = got[i] or "" end
+  local port = tonumber(new.port)
+  if not port or port < 1 or port > 65535 or port ~= math.floor(port) then problems[#problems + 1] = "Engine port must be 1-65535." end
+  new.landing = new.landing:lower()
+  if new.landing ~= "take" and new.landing ~= "item" then problems[#problems + 1] = "Land results as: type take or item." end
+  new.autostart = yes(new.autostart) and "1" or "0"
+  if new.out ~= "" and not M.is_abs(new.out) then problems[#problems + 1] = "Output folder must be an absolute path." end
+  local bars = tonumber(new.bars)
+  if not bars or bars <= 0 or bars > 64 then problems[#problems + 1] = "Continue bars must be above 0 and at most 64." end
+  local nv = tonumber(new.variations)
+  if not nv or nv < 2 or nv > 8 or nv ~= math.floor(nv) then problems[#problems + 1] = "Variations must be 2-8." end
+  if new.seed ~= "" and not (tonumber(new.seed) and tonumber(new.seed) >= 0) then problems[#problems + 1] = "Seed must be blank or a whole number." end
+  if new.exe == "" then new.exe = M.DEFAULTS.exe end
+  for _, key in ipairs({ "exe", "host", "token", "prompt", "out", "backend" }) do
+    if new[key]:find('"', 1, true) then problems[#problems + 1] = "No double quotes please (" .. key .. ")." end
+  end
+  if #problems > 0 then M.msg("Settings not saved:\n\n" .. table.concat(problems, "\n")); return false end
+  for _, f in ipairs(M.SETTINGS_FIELDS) do M.set_setting(f[1], new[f[1]]) end
+  M.log("settings saved")
+  return true
+end
+
+return M
