@@ -20,7 +20,6 @@ M.TITLE = "Segue"
 
 local EPS = 1e-6             -- seconds: tolerance for "the same time" on the timeline
 M.MIN_CONTEXT = 0.5          -- seconds of source audio the engine needs at the least
-M.PING_TIMEOUT = 20          -- seconds for the client to write its first status line
 M.START_WAIT = 120           -- seconds to wait for an auto-started engine (weights load)
 
 M.DEFAULTS = {
@@ -37,6 +36,7 @@ M.DEFAULTS = {
   variations = "4",          -- default count for Variations
   seed = "",                 -- blank: a random seed per request (shown in the take name)
   timeout = "600",           -- seconds a request may take
+  client_wait = "20",        -- seconds for the client to write its first status line
 }
 
 ---------------------------------------------------------------- settings
@@ -373,7 +373,7 @@ function M.run_batch(batch)
   local jobs = {}
   local phase = "ping"
   local ping = nil
-  local started_engine_at = nil
+  local started_engine_at, retry_at = nil, 0
   local cancelling = false
   local finished = false
   reaper.SetExtState(M.SECTION, "cancel", "", false)
@@ -413,7 +413,7 @@ function M.run_batch(batch)
   end
 
   local function client_missing_text()
-    return "The Segue client did not start (no status after " .. M.PING_TIMEOUT .. " s).\n\n"
+    return "The Segue client did not start (no status after " .. M.setting("client_wait") .. " s).\n\n"
       .. "Program: " .. M.setting("exe") .. "\n\nInstall Segue (pip install segue) and set the full path of the "
       .. "`segue` program in the action \"Segue - Settings\" (REAPER started from the Finder or a desktop "
       .. "menu may not see your shell's PATH)."
@@ -423,7 +423,7 @@ function M.run_batch(batch)
   local function poll(proc)
     local st = M.read_status(proc.status_path)
     if st then proc.status = st; proc.state = st.state end
-    if not st and proc.state == "launched" and reaper.time_precise() - proc.launched > M.PING_TIMEOUT then
+    if not st and proc.state == "launched" and reaper.time_precise() - proc.launched > (tonumber(M.setting("client_wait")) or 20) then
       proc.state = "error"
       proc.status = { state = "error", code = "client_missing", message = client_missing_text() }
     end
@@ -448,7 +448,7 @@ function M.run_batch(batch)
       finished = true
       M.ui_close()
       if ping then os.remove(ping.status_path) end
-      M.log("cancelled")
+      M.log("cancelled before the request was sent")
       return
     end
     if already_sent then return end
@@ -466,8 +466,11 @@ function M.run_batch(batch)
 
   local function tick()
     if finished then return end
+    if phase == "starting" and not ping and reaper.time_precise() >= retry_at then
+      ping = new_proc("ping", {}, {})
+    end
     if phase == "ping" or phase == "starting" then
-      local st = poll(ping)
+      local st = ping and poll(ping)
       if st and st.state == "done" then
         os.remove(ping.status_path)
         launch_all()
@@ -483,7 +486,7 @@ function M.run_batch(batch)
               .. M.serve_cmd() .. "\n\nRun that command in a terminal to see why.")
           end
           os.remove(ping.status_path)
-          ping = new_proc("ping", {}, {})
+          ping, retry_at = nil, reaper.time_precise() + 1.0  -- ping again in a second
         else
           return fail(M.describe_error(st.code, st.message))
         end

@@ -1,0 +1,447 @@
+"""The REAPER scripts under Lua 5.4 against the stand-in `reaper` table, with a fake `segue` client.
+
+Each test builds a fake project, runs one action (tests/reaper/run_case.lua),
+and checks what landed on the timeline, the undo block, the dialogs, and the
+exact command line the script gave the client. Expected times are computed
+here from the tempo map by hand, independently of the Lua code.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent / "reaper"))
+import harness as h  # noqa: E402
+
+pytestmark = pytest.mark.skipif(shutil.which("lua5.4") is None, reason="lua5.4 is not installed (apt-get install lua5.4)")
+
+SRC_SR = 44100
+PROJECT_SR = 48000
+# 4 bars of 4/4 at 120 BPM (8 s), then 87.5 BPM in 7/8: a bar is 3.5 quarters = 2.4 s.
+ODD_TEMPO = [{"time": 0.0, "bpm": 120.0, "num": 4, "den": 4}, {"time": 8.0, "bpm": 87.5, "num": 7, "den": 8}]
+BAR_78 = 3.5 * 60 / 87.5
+MUTATIONS = {"AddMediaItemToTrack", "SplitMediaItem", "AddTakeToMediaItem", "SetMediaItemTake_Source",
+             "SetMediaItemInfo_Value", "SetMediaItemTakeInfo_Value", "SetActiveTake",
+             "GetSetMediaItemTakeInfo_String(set)"}
+
+
+@pytest.fixture
+def env(tmp_path):
+    exe = h.fake_client(tmp_path)
+    log = tmp_path / "log"
+
+    class Env:
+        path = tmp_path
+        ext = {"exe": str(exe)}
+        src = h.write_wav(tmp_path / "drums.wav", SRC_SR, 30.0)
+
+        def run(self, script, project, mode="ok", ext=None, **kw):
+            return h.run_case(tmp_path, script, project, {**self.ext, **(ext or {})},
+                              env={"FAKE_SEGUE_LOG": str(log), "FAKE_SEGUE_MODE": mode}, **kw)
+
+        def calls(self, sub=None):
+            return [c for c in h.calls(log) if sub is None or c[0] == sub]
+
+    return Env()
+
+
+def project(src, sel=(12.0, 14.5), item=None, tempo=ODD_TEMPO, srate_use=True, device_srate=44100, tracks=None):
+    item = item or {"position": 2.0, "length": 18.0, "selected": True, "takes": [{"file": str(src), "startoffs": 1.5}]}
+    return {"srate": PROJECT_SR, "srate_use": srate_use, "device_srate": device_srate,
+            "time_selection": list(sel) if sel else None, "tempo": tempo,
+            "tracks": tracks or [{"name": "Drums", "selected": False, "items": [item]}]}
+
+
+def assert_clean(rep):
+    assert rep["errors"] == [], rep["errors"]
+    assert not rep["timed_out"]
+    assert rep["undo_depth"] == 0 and rep["refresh_depth"] == 0
+    assert "Segue" not in rep["extstate"] or rep["extstate"]["Segue"].get("running", "") == ""
+
+
+def assert_one_undo_block(rep, desc_part):
+    assert len(rep["undo"]) == 1, rep["undo"]
+    blk = rep["undo"][0]
+    assert desc_part in blk["desc"] and blk["flags"] == 4 and not blk["open"]
+    outside = [op["fn"] for op in rep["ops"] if not op["in_undo"] and op["fn"] in MUTATIONS]
+    assert outside == [], f"timeline edits outside the undo block: {outside}"
+
+
+def approx(a, b, tol=1e-9):
+    return abs(a - b) <= tol
+
+
+# ---------------------------------------------------------------- static checks
+
+def test_every_script_compiles_with_luac():
+    luac = shutil.which("luac5.4")
+    assert luac, "luac5.4 missing (Debian package lua5.4)"
+    scripts = sorted(h.SCRIPTS.glob("*.lua"))
+    assert len(scripts) == 7
+    for s in scripts:
+        proc = subprocess.run([luac, "-p", str(s)], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+
+
+def test_luac_rejects_a_broken_script(tmp_path):
+    bad = tmp_path / "bad.lua"
+    bad.write_text("local x = = 1\n")
+    assert subprocess.run(["luac5.4", "-p", str(bad)], capture_output=True).returncode != 0
+
+
+def test_every_action_has_reapack_headers():
+    for name in h.SCRIPT.values():
+        text = (h.SCRIPTS / name).read_text()
+        for tag in ("@description", "@author", "@version", "@about"):
+            assert f"-- {tag}" in text, f"{name} lacks {tag}"
+
+
+# ---------------------------------------------------------------- inpaint
+
+def test_inpaint_take_mode_odd_tempo_and_project_rate(env):
+    rep = env.run("inpaint", project(env.src))
+    assert_clean(rep)
+    assert rep["messages"] == []
+    # the request: source seconds, tempo and signature at the selection start, project rate, bar line
+    (argv,) = env.calls("inpaint")
+    assert argv[1] == str(env.src)
+    assert float(argv[2]) == pytest.approx(1.5 + (12.0 - 2.0), abs=1e-9)
+    assert float(argv[3]) == pytest.approx(1.5 + (14.5 - 2.0), abs=1e-9)
+    opts = h.argv_options(argv)
+    assert float(opts["bpm"]) == 87.5 and opts["sig"] == "7/8" and opts["sr"] == "48000"
+    # bar lines after 8.0 s every 2.4 s: 8.0, 10.4, 12.8 -> 10.4 is at/before 12.0
+    assert float(opts["downbeat"]) == pytest.approx(1.5 + (10.4 - 2.0), abs=1e-9)
+    assert opts["status-file"].startswith(str(env.path / "resource" / "Data" / "Segue"))
+    assert opts["id"].startswith("reaper-inpaint-")
+    # the timeline: split at both edges, the result a new active take of the middle piece
+    left, mid, right = h.items(rep)
+    assert (left["position"], left["length"]) == (2.0, 10.0)
+    assert approx(mid["position"], 12.0) and approx(mid["length"], 2.5)
+    assert approx(right["position"], 14.5) and approx(right["length"], 5.5)
+    assert right["takes"][0]["startoffs"] == pytest.approx(1.5 + 12.5)
+    assert [t["file"] for t in mid["takes"]][0] == str(env.src)
+    new = mid["takes"][mid["active"] - 1]
+    assert mid["active"] == 2 and new["file"].endswith("-v0.wav") and new["startoffs"] == 0
+    assert new["source_sr"] == PROJECT_SR and new["source_frames"] == round(2.5 * PROJECT_SR)
+    assert mid["takes"][0]["startoffs"] == pytest.approx(1.5 + 10.0)  # original take, untouched audio
+    assert_one_undo_block(rep, "inpaint")
+    assert rep["gfx"]["opened"] and rep["gfx"]["closed"]
+
+
+def test_inpaint_item_mode_leaves_the_original_item_alone(env):
+    rep = env.run("inpaint", project(env.src), ext={"landing": "item"})
+    assert_clean(rep)
+    orig, new = sorted(h.items(rep), key=lambda i: i["uid"])
+    assert (orig["position"], orig["length"], len(orig["takes"])) == (2.0, 18.0, 1)
+    assert orig["takes"][0]["file"] == str(env.src) and orig["takes"][0]["startoffs"] == 1.5
+    assert approx(new["position"], 12.0) and approx(new["length"], 2.5)
+    assert len(new["takes"]) == 1 and new["takes"][0]["source_frames"] == round(2.5 * PROJECT_SR)
+    assert "SplitMediaItem" not in [op["fn"] for op in rep["ops"]]
+    assert_one_undo_block(rep, "inpaint")
+
+
+def test_inpaint_uses_the_device_rate_when_the_project_rate_is_not_forced(env):
+    rep = env.run("inpaint", project(env.src, srate_use=False, device_srate=96000))
+    assert_clean(rep)
+    assert h.argv_options(env.calls("inpaint")[0])["sr"] == "96000"
+    mid = h.items(rep)[1]
+    assert mid["takes"][1]["source_frames"] == round(2.5 * 96000)
+
+
+def test_inpaint_clips_the_selection_to_the_item(env):
+    rep = env.run("inpaint", project(env.src, sel=(18.0, 25.0)))
+    assert_clean(rep)
+    argv = env.calls("inpaint")[0]
+    assert float(argv[2]) == pytest.approx(1.5 + 16.0) and float(argv[3]) == pytest.approx(1.5 + 18.0)
+    left, mid = h.items(rep)
+    assert approx(mid["position"], 18.0) and approx(mid["length"], 2.0)
+    assert mid["takes"][1]["source_frames"] == 2 * PROJECT_SR
+
+
+def test_inpaint_every_selected_track_in_one_undo_step(env):
+    other = h.write_wav(env.path / "bass.wav", 48000, 20.0, channels=2)
+    tracks = [
+        {"name": "Drums", "selected": True,
+         "items": [{"position": 2.0, "length": 18.0, "takes": [{"file": str(env.src), "startoffs": 1.5}]}]},
+        {"name": "Bass", "selected": True,
+         "items": [{"position": 10.0, "length": 8.0, "takes": [{"file": str(other), "startoffs": 0.0}]}]},
+        {"name": "Keys", "selected": False,
+         "items": [{"position": 10.0, "length": 8.0, "takes": [{"file": str(other), "startoffs": 0.0}]}]},
+    ]
+    rep = env.run("inpaint", project(env.src, tracks=tracks))
+    assert_clean(rep)
+    reqs = env.calls("inpaint")
+    assert sorted(c[1] for c in reqs) == sorted([str(env.src), str(other)])
+    bass = next(c for c in reqs if c[1] == str(other))
+    assert float(bass[2]) == pytest.approx(2.0) and float(bass[3]) == pytest.approx(4.5)
+    assert float(h.argv_options(bass)["downbeat"]) == pytest.approx(0.4)  # 10.4 - 10.0
+    for t in (1, 2):
+        assert len(h.items(rep, t)) == 3 and len(h.items(rep, t)[1]["takes"]) == 2
+    assert len(h.items(rep, 3)) == 1
+    assert_one_undo_block(rep, "inpaint")
+
+
+def test_inpaint_downbeat_moves_into_the_file_when_the_bar_line_is_before_it(env):
+    item = {"position": 11.0, "length": 6.0, "selected": True, "takes": [{"file": str(env.src), "startoffs": 0.2}]}
+    rep = env.run("inpaint", project(env.src, item=item))
+    assert_clean(rep)
+    # bar line 10.4 maps to 0.2 + (10.4 - 11.0) = -0.4 s: one 2.4 s bar later is 2.0 s
+    assert float(h.argv_options(env.calls("inpaint")[0])["downbeat"]) == pytest.approx(2.0)
+
+
+# ---------------------------------------------------------------- continue
+
+def test_continue_starts_at_the_item_end_with_the_tempo_there(env):
+    item = {"position": 2.0, "length": 10.0, "selected": True, "takes": [{"file": str(env.src), "startoffs": 1.5}]}
+    rep = env.run("continue", project(env.src, sel=None, item=item), inputs=[{"ok": True, "values": "4"}])
+    assert_clean(rep)
+    (argv,) = env.calls("continue")
+    assert argv[1] == str(env.src) and float(argv[2]) == pytest.approx(11.5) and float(argv[3]) == 4
+    opts = h.argv_options(argv)
+    assert (float(opts["bpm"]), opts["sig"], opts["sr"]) == (87.5, "7/8", "48000")
+    assert float(opts["downbeat"]) == pytest.approx(1.5 + 10.4 - 2.0)
+    orig, new = h.items(rep)
+    assert (orig["position"], orig["length"], len(orig["takes"])) == (2.0, 10.0, 1)
+    assert new["position"] == 12.0 and approx(new["length"], 4 * BAR_78)   # 9.6 s
+    assert new["takes"][0]["source_frames"] == round(4 * BAR_78 * PROJECT_SR)
+    assert rep["inputs_asked"][0]["defaults"] == "4"
+    assert rep["extstate"]["Segue"]["bars"] == "4"
+    assert_one_undo_block(rep, "continue")
+
+
+def test_continue_fractional_bars_in_4_4(env):
+    item = {"position": 0.0, "length": 6.0, "selected": True, "takes": [{"file": str(env.src), "startoffs": 0.0}]}
+    rep = env.run("continue", project(env.src, sel=None, item=item), inputs=[{"ok": True, "values": "2.5"}])
+    assert_clean(rep)
+    opts = h.argv_options(env.calls("continue")[0])
+    assert (float(opts["bpm"]), opts["sig"]) == (120.0, "4/4")
+    new = h.items(rep)[1]
+    assert new["position"] == 6.0 and approx(new["length"], 2.5 * 2.0)
+    assert new["takes"][0]["source_frames"] == 5 * PROJECT_SR
+
+
+def test_continue_dialog_cancelled_sends_nothing(env):
+    item = {"position": 0.0, "length": 6.0, "selected": True, "takes": [{"file": str(env.src), "startoffs": 0.0}]}
+    rep = env.run("continue", project(env.src, sel=None, item=item), inputs=[{"ok": False}])
+    assert_clean(rep)
+    assert env.calls() == [] and rep["undo"] == [] and len(h.items(rep)) == 1
+
+
+# ---------------------------------------------------------------- variations
+
+@pytest.mark.parametrize("landing", ["take", "item"])
+def test_variations_land_as_takes_of_one_item(env, landing):
+    rep = env.run("variations", project(env.src), ext={"landing": landing, "seed": "7"},
+                  inputs=[{"ok": True, "values": "3"}])
+    assert_clean(rep)
+    opts = h.argv_options(env.calls("inpaint")[0])
+    assert opts["variations"] == "3" and opts["seed"] == "7"
+    if landing == "take":
+        mid = h.items(rep)[1]
+        assert len(mid["takes"]) == 4 and mid["active"] == 2
+        new = mid["takes"][1:]
+    else:
+        mid = max(h.items(rep), key=lambda i: i["uid"])
+        assert len(mid["takes"]) == 3 and mid["active"] == 1
+        new = mid["takes"]
+    assert approx(mid["position"], 12.0) and approx(mid["length"], 2.5)
+    assert [t["name"] for t in new] == [f"Segue variations seed 7 v{k}" for k in (1, 2, 3)]
+    assert len({t["file"] for t in new}) == 3
+    assert all(t["source_frames"] == round(2.5 * PROJECT_SR) for t in new)
+    assert_one_undo_block(rep, "variations")
+
+
+def test_variations_refuses_a_count_out_of_range(env):
+    rep = env.run("variations", project(env.src), inputs=[{"ok": True, "values": "12"}])
+    assert_clean(rep)
+    assert env.calls() == [] and "at most 8" in rep["messages"][0]["msg"]
+
+
+# ---------------------------------------------------------------- generate
+
+def test_generate_on_dsp_shows_the_unsupported_error(env):
+    tracks = [{"name": "Gen", "selected": True, "items": []}]
+    rep = env.run("generate", project(env.src, tracks=tracks), inputs=[{"ok": True, "values": "dusty breakbeat"}])
+    assert_clean(rep)
+    (argv,) = env.calls("generate")
+    assert float(argv[1]) == pytest.approx(2.5 / BAR_78)
+    assert h.argv_options(argv)["prompt"] == "dusty breakbeat"
+    assert len(rep["messages"]) == 1 and "cannot do this" in rep["messages"][0]["msg"]
+    assert "neural backend" in rep["messages"][0]["msg"]
+    assert rep["undo"] == [] and h.items(rep) == []
+
+
+def test_generate_lands_over_the_time_selection(env):
+    tracks = [{"name": "Gen", "selected": True, "items": []}]
+    rep = env.run("generate", project(env.src, tracks=tracks), mode="neural", inputs=[{"ok": True, "values": "pads"}])
+    assert_clean(rep)
+    (item,) = h.items(rep)
+    assert approx(item["position"], 12.0) and approx(item["length"], 2.5)
+    assert item["takes"][0]["source_frames"] == round(2.5 * PROJECT_SR)
+    assert rep["extstate"]["Segue"]["prompt"] == "pads"
+    assert_one_undo_block(rep, "generate")
+
+
+# ---------------------------------------------------------------- refusals and errors
+
+def expect_message(rep, *parts):
+    assert rep["errors"] == []
+    assert len(rep["messages"]) == 1, rep["messages"]
+    text = rep["messages"][0]["msg"]
+    for p in parts:
+        assert p in text, text
+    assert rep["undo"] == []
+
+
+def test_no_time_selection(env):
+    rep = env.run("inpaint", project(env.src, sel=None))
+    expect_message(rep, "time selection")
+    assert env.calls() == []
+
+
+def test_no_item_under_the_selection(env):
+    rep = env.run("inpaint", project(env.src, sel=(25.0, 27.0)))
+    expect_message(rep, "No audio item")
+
+
+def test_continue_without_a_selected_item(env):
+    item = {"position": 2.0, "length": 10.0, "selected": False, "takes": [{"file": str(env.src)}]}
+    expect_message(env.run("continue", project(env.src, item=item)), "Select the audio item")
+
+
+def test_midi_take_is_refused(env):
+    item = {"position": 2.0, "length": 18.0, "selected": True, "takes": [{"midi": True}]}
+    rep = env.run("inpaint", project(env.src, item=item))
+    expect_message(rep, "MIDI", 'track 1 "Drums"')
+    assert env.calls() == []
+
+
+def test_playrate_other_than_one_is_refused(env):
+    item = {"position": 2.0, "length": 18.0, "selected": True,
+            "takes": [{"file": str(env.src), "startoffs": 1.5, "playrate": 1.5}]}
+    for script in ("inpaint", "continue"):
+        rep = env.run(script, project(env.src, item=item), inputs=[{"ok": True, "values": "4"}])
+        expect_message(rep, "rate 1.5", "playrate 1.0")
+    assert env.calls() == []
+
+
+def test_reversed_or_section_take_is_refused(env):
+    item = {"position": 2.0, "length": 18.0, "selected": True,
+            "takes": [{"file": str(env.src), "startoffs": 1.5, "section": True}]}
+    expect_message(env.run("inpaint", project(env.src, item=item)), "section or reversed", "Glue")
+
+
+def test_item_shorter_than_the_context_needed(env):
+    short = h.write_wav(env.path / "short.wav", SRC_SR, 1.0)
+    item = {"position": 12.0, "length": 1.0, "selected": True, "takes": [{"file": str(short)}]}
+    rep = env.run("inpaint", project(env.src, sel=(12.1, 12.9), item=item))
+    expect_message(rep, "shorter than the context needed")
+    item = {"position": 12.0, "length": 0.3, "selected": True, "takes": [{"file": str(short)}]}
+    rep = env.run("continue", project(env.src, item=item))
+    expect_message(rep, "shorter than the context needed")
+    assert env.calls() == []
+
+
+def test_item_extended_past_its_file_is_refused(env):
+    item = {"position": 0.0, "length": 40.0, "selected": True, "loopsrc": True, "takes": [{"file": str(env.src)}]}
+    expect_message(env.run("inpaint", project(env.src, sel=(31.0, 33.0), item=item)), "past the take's file")
+    expect_message(env.run("continue", project(env.src, item=item)), "ends after its file")
+
+
+def test_engine_not_running(env):
+    rep = env.run("inpaint", project(env.src), mode="no_engine")
+    expect_message(rep, "not running", "segue serve", "9137", "automatically")
+    assert [c[0] for c in env.calls()] == ["ping"]
+
+
+def test_engine_not_running_with_autostart_starts_it(env):
+    rep = env.run("inpaint", project(env.src), mode="autostart", ext={"autostart": "1", "port": "9200"})
+    assert_clean(rep)
+    subs = [c[0] for c in env.calls()]
+    assert subs[:2] == ["ping", "serve"] and subs[2:-1] == ["ping"] * (len(subs) - 3) and subs[-1] == "inpaint"
+    serve = env.calls("serve")[0]
+    assert h.argv_options(serve)["port"] == "9200" and len(env.calls("serve")) == 1
+    assert len(h.items(rep)) == 3
+    assert_one_undo_block(rep, "inpaint")
+
+
+@pytest.mark.parametrize("code,message,shown", [
+    ("insufficient_context", "needs 2.0 s of audio around the region", "Too little audio"),
+    ("source_unreadable", "cannot decode /x.wav", "(source_unreadable): cannot decode"),
+    ("busy", "the queue is full (16 requests)", "queue is full"),
+])
+def test_engine_error_replies_are_shown_with_their_message(env, code, message, shown):
+    rep = env.run("inpaint", project(env.src), mode=f"error:{code}:{message}")
+    expect_message(rep, shown, message)
+    assert len(h.items(rep)) == 1 and len(h.items(rep)[0]["takes"]) == 1
+
+
+def test_missing_client_program_is_reported(env):
+    rep = env.run("inpaint", project(env.src), ext={"exe": str(env.path / "nowhere" / "segue"), "client_wait": "1.5"})
+    expect_message(rep, "did not start", "nowhere/segue", "Settings")
+
+
+# ---------------------------------------------------------------- cancel
+
+def test_closing_the_progress_window_cancels(env):
+    rep = env.run("inpaint", project(env.src), mode="slow", events=[{"after": 1.5, "action": "close_window"}])
+    assert_clean(rep)
+    (req,) = env.calls("inpaint")
+    (cancel,) = env.calls("cancel")
+    assert cancel[1] == h.argv_options(req)["id"]
+    assert rep["messages"] == [] and rep["undo"] == [] and len(h.items(rep)) == 1
+    assert "cancelled" in rep["console"]
+
+
+def test_cancel_action_cancels_the_running_request(env):
+    rep = env.run("inpaint", project(env.src), mode="slow", events=[{"after": 1.5, "action": "run_script", "script": "cancel"}])
+    assert_clean(rep)
+    (req,) = env.calls("inpaint")
+    (cancel,) = env.calls("cancel")
+    assert cancel[1] == h.argv_options(req)["id"]
+    assert rep["undo"] == [] and len(h.items(rep)) == 1 and rep["messages"] == []
+
+
+def test_escape_key_cancels(env):
+    rep = env.run("continue", project(env.src, sel=None), mode="slow", inputs=[{"ok": True, "values": "4"}],
+                  events=[{"after": 1.0, "action": "escape"}])
+    assert_clean(rep)
+    assert len(env.calls("cancel")) == 1 and rep["undo"] == []
+
+
+def test_cancel_action_with_nothing_running(env):
+    rep = env.run("cancel", project(env.src))
+    expect_message(rep, "No Segue request is running")
+    assert env.calls() == []
+
+
+# ---------------------------------------------------------------- settings
+
+def test_settings_are_saved_and_used(env):
+    values = "\n".join([str(env.ext["exe"]), "127.0.0.1", "9555", "dsp", "", "", "item", "y",
+                        str(env.path / "renders"), "2", "5", "42"])
+    rep = env.run("settings", project(env.src), inputs=[{"ok": True, "values": values}])
+    assert rep["errors"] == [] and rep["messages"] == []
+    saved = rep["extstate"]["Segue"]
+    assert (saved["port"], saved["backend"], saved["landing"], saved["autostart"], saved["seed"]) == \
+        ("9555", "dsp", "item", "1", "42")
+    assert "separator=\n" in rep["inputs_asked"][0]["captions"]
+    # the next action uses them
+    rep = env.run("inpaint", project(env.src), ext=saved)
+    assert_clean(rep)
+    opts = h.argv_options(env.calls("inpaint")[0])
+    assert (opts["port"], opts["backend"], opts["out"], opts["seed"]) == ("9555", "dsp", str(env.path / "renders"), "42")
+    assert len(h.items(rep)) == 2  # item mode
+
+
+def test_settings_with_a_bad_port_are_not_saved(env):
+    values = "\n".join(["segue", "127.0.0.1", "99999", "", "", "", "take", "n", "", "4", "4", ""])
+    rep = env.run("settings", project(env.src), inputs=[{"ok": True, "values": values}])
+    assert rep["errors"] == []
+    assert "port" in rep["messages"][0]["msg"]
+    assert "port" not in rep["extstate"].get("Segue", {})
