@@ -45,7 +45,12 @@ def test_node_unit_tests():
     assert counts.get("pass", 0) >= 25, out[-3000:]
 
 
-def test_node_e2e_against_real_engine(engine, sources):
+def test_node_e2e_against_real_engine(engine, sources, tmp_path):
+    from conftest import groove, write_wav
+
+    # 330 s mono at 22.05 kHz: spans 5 minutes in, where float32 seconds step by 30.5 us
+    long_src = write_wav(tmp_path / "long_7_8.wav", groove(330.0, 22050, bpm=87.5, num=7, den=8, channels=1), 22050)
     out, counts = run_node_tests([JS_TESTS / "e2e.test.js"],
-                                 env={"SEGUE_E2E_PORT": str(engine.port), "SEGUE_E2E_SRC": str(sources["odd"])})
-    assert counts == {"tests": 3, "pass": 3, "fail": 0, "cancelled": 0, "skipped": 0}, out[-3000:]
+                                 env={"SEGUE_E2E_PORT": str(engine.port), "SEGUE_E2E_SRC": str(sources["odd"]),
+                                      "SEGUE_E2E_LONG_SRC": str(long_src)})
+    assert counts == {"tests": 4, "pass": 4, "fail": 0, "cancelled": 0, "skipped": 0}, out[-3000:]

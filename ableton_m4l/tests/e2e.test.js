@@ -172,3 +172,35 @@ test("e2e: generate on the dsp backend is refused and the UI says why", { skip }
         assert.match(rig.max.ui("status").slice(-1)[0], /\[unsupported\]/);
     } finally { rig.close(); }
 });
+
+// Five minutes into a file, float32 seconds step by 30.5 µs (1.46 samples at
+// 48 kHz): the engine must write exactly the length the device predicted from
+// the float32 values, and the clip must sit where those values put it.
+const LONG = process.env.SEGUE_E2E_LONG_SRC || "";
+test("e2e: inpaint 5 minutes into a file: float32 times, predicted length and placement hold", { skip: skip || (!LONG && "set SEGUE_E2E_LONG_SRC") }, async () => {
+    const info = readWavInfo(LONG);
+    const L0 = 300.0371; // file second at the clip's left edge
+    const set = new LiveSet({ version: [12, 2, 0], tempo: TEMPO, num: 7, den: 8, loop_start: 7, loop_length: 7,
+        tracks: [{ clips: [{ file_path: LONG, start_time: 3.5, end_time: 3.5 + 20 / SPB, loop_start: L0, start_marker: L0,
+                              sample_rate: info.sr, sample_length: info.frames }] }] });
+    const rig = new Rig(set);
+    try {
+        await rig.start();
+        await rig.connect();
+        const { req, reply } = await rig.run("inpaint");
+        assert.equal(reply.address, "/segue/done", JSON.stringify(reply.args));
+        const exactStart = L0 + 3.5 * SPB, exactEnd = L0 + 10.5 * SPB;
+        const [start, end] = [req.args[2].v, req.args[3].v];
+        assert.equal(start, Math.fround(exactStart));
+        assert.notEqual(start, exactStart); // the rounding is real here
+        const predicted = Math.round((end - start) * SR);
+        const out = readWavInfo(reply.args[1].v);
+        assert.equal(out.sr, SR);
+        assert.equal(out.frames, predicted);
+        assert.ok(Math.abs(predicted - 230400) <= 2);
+        const [c] = set.calls("create_audio_clip");
+        // placed at the song position of the float32 start, within half a float32 step of the brace
+        assert.ok(Math.abs(c.args[1] - (3.5 + (start - L0) / SPB)) < 1e-9);
+        assert.ok(Math.abs(c.args[1] - 7) * SPB <= 2 ** -15 / 2);
+    } finally { rig.close(); }
+});
