@@ -205,36 +205,48 @@ def _viterbi(unary: np.ndarray, trans: np.ndarray) -> np.ndarray:
 
 def _render(req: FillRequest, slots, donors, a: int, b: int, fade: int) -> np.ndarray:
     x, ug, L = req.audio, req.units, req.length
-    n = x.shape[1]
     C = x.shape[0]
     # Runs of consecutive donors share one offset: copy each run in one piece.
     offsets = ug.start(slots) - ug.start(donors)
     bounds = [0] + [j for j in range(1, len(slots)) if offsets[j] != offsets[j - 1]] + [len(slots)]
-    y = np.zeros((C, L), dtype=np.float64)
-    t = np.arange(a, a + L)
+    y = np.zeros((C, L), dtype=np.float32)
     half = fade // 2 + 1
+    gains: dict[int, float] = {}
     for r0, r1 in zip(bounds[:-1], bounds[1:]):
         d = int(offsets[r0])
         lo = a if r0 == 0 else int(ug.start(slots[r0]))
         hi = a + L if r1 == len(slots) else int(ug.start(slots[r1]))
-        w = _window(t, lo, hi, half, first=r0 == 0, last=r1 == len(slots))
-        sel = w > 0
-        src = np.clip(t[sel] - d, 0, n - 1)
-        g = _run_gain(x, a, b, d, req.sr, req.continuation)
-        y[:, sel] += g * w[sel] * x[:, src]
-    return _join_edges(req, y.astype(np.float32), a, b)
+        t0, t1 = max(lo - half, a), min(hi + half, a + L)   # this run's span and its fades
+        if d not in gains:
+            gains[d] = _run_gain(x, a, b, d, req.sr, req.continuation)
+        seg = _slice(x, t0 - d, t1 - d) * np.float32(gains[d])
+        if r0 > 0:
+            _ramp(seg, t0, lo - half, 2 * half, rising=True)
+        if r1 < len(slots):
+            _ramp(seg, t0, hi - half, 2 * half, rising=False)
+        y[:, t0 - a:t1 - a] += seg
+    return _join_edges(req, y, a, b)
 
 
-def _window(t, lo: int, hi: int, half: int, first: bool, last: bool) -> np.ndarray:
-    """Equal-power weight of a run spanning [lo, hi): sin ramp in, cos ramp out around its edges."""
-    w = np.ones(len(t))
-    if not first:
-        u = np.clip((t - (lo - half)) / (2 * half), 0.0, 1.0)
-        w *= np.sin(0.5 * np.pi * u)
-    if not last:
-        u = np.clip((t - (hi - half)) / (2 * half), 0.0, 1.0)
-        w *= np.cos(0.5 * np.pi * u)
-    return w
+def _slice(x: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """x[:, lo:hi] as a new array, zero where it falls outside the signal."""
+    out = np.zeros((x.shape[0], hi - lo), dtype=np.float32)
+    a, b = max(lo, 0), min(hi, x.shape[1])
+    if b > a:
+        out[:, a - lo:b - lo] = x[:, a:b]
+    return out
+
+
+def _ramp(seg: np.ndarray, seg_start: int, fade_start: int, width: int, rising: bool) -> None:
+    """Equal-power fade in place: sin ramp in (before it: silence), or cos ramp out (after it: silence)."""
+    lo, hi = max(fade_start - seg_start, 0), min(fade_start + width - seg_start, seg.shape[1])
+    u = np.clip((np.arange(lo, hi) + seg_start - fade_start) / width, 0.0, 1.0)
+    if rising:
+        seg[:, :lo] = 0.0
+        seg[:, lo:hi] *= np.sin(0.5 * np.pi * u).astype(np.float32)
+    else:
+        seg[:, lo:hi] *= np.cos(0.5 * np.pi * u).astype(np.float32)
+        seg[:, max(hi, 0):] = 0.0
 
 
 def _rms(x: np.ndarray) -> float:
