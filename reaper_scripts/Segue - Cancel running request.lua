@@ -1,6 +1,7 @@
 -- @description Segue: Cancel running request
 -- @author Segue
 -- @version 0.1.0
+-- @changelog First release.
 -- @about
 --   Cancels the Segue requests that are running (the progress window's Esc does the same).
 --

@@ -1,6 +1,7 @@
 -- @description Segue: Continue item
 -- @author Segue
 -- @version 0.1.0
+-- @changelog First release.
 -- @about
 --   Continues the selected item by N bars (asked, default 4) at the tempo and time
 --   signature at its end. The new item starts exactly where the item ends.

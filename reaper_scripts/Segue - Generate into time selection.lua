@@ -1,6 +1,7 @@
 -- @description Segue: Generate into time selection
 -- @author Segue
 -- @version 0.1.0
+-- @changelog First release.
 -- @about
 --   Generates new audio from a text prompt, exactly as long as the time selection, on the
 --   selected track (backends that can generate, e.g. sao-small).

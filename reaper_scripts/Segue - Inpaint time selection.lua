@@ -1,6 +1,7 @@
 -- @description Segue: Inpaint time selection
 -- @author Segue
 -- @version 0.1.0
+-- @changelog First release.
 -- @about
 --   Regenerates the part of the selected item (or the items on the selected tracks) under
 --   the time selection with the running Segue engine. The result lands as a new take of

@@ -1,6 +1,7 @@
 -- @description Segue: Settings
 -- @author Segue
 -- @version 0.1.0
+-- @changelog First release.
 -- @about
 --   Engine host and port, the segue program path, backend, token, default prompt, landing
 --   mode (take or item), engine auto-start, output folder, default bars and variations,

@@ -1,9 +1,10 @@
 -- @description Segue: Variations of time selection
 -- @author Segue
 -- @version 0.1.0
+-- @changelog First release.
 -- @about
 --   Like Inpaint, but asks for N (2-8) and lands N variations as takes of one item, so you
---   can flip through them (take menu or T).
+--   can flip through them (right-click the item > Take).
 --
 --   Needs the Segue engine (`segue serve`); see docs/reaper.md.
 

@@ -414,7 +414,7 @@ function M.run_batch(batch)
 
   local function client_missing_text()
     return "The Segue client did not start (no status after " .. M.setting("client_wait") .. " s).\n\n"
-      .. "Program: " .. M.setting("exe") .. "\n\nInstall Segue (pip install segue) and set the full path of the "
+      .. "Program: " .. M.setting("exe") .. "\n\nInstall Segue (see its README) and set the full path of the "
       .. "`segue` program in the action \"Segue - Settings\" (REAPER started from the Finder or a desktop "
       .. "menu may not see your shell's PATH)."
   end

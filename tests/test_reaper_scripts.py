@@ -445,3 +445,32 @@ def test_settings_with_a_bad_port_are_not_saved(env):
     assert rep["errors"] == []
     assert "port" in rep["messages"][0]["msg"]
     assert "port" not in rep["extstate"].get("Segue", {})
+
+
+# ---------------------------------------------------------------- ReaPack index
+
+def test_reapack_index_is_valid_and_lists_every_script():
+    import xml.etree.ElementTree as ET
+    from urllib.parse import unquote
+
+    root = ET.parse(h.SCRIPTS / "index.xml").getroot()
+    assert root.tag == "index" and root.get("version") == "1"
+    (pkg,) = root.findall("./category/reapack")
+    assert pkg.get("type") == "script"
+    (version,) = pkg.findall("version")
+    sources = version.findall("source")
+    by_file = {s.get("file"): s for s in sources}
+    actions = sorted(p.name for p in h.SCRIPTS.glob("*.lua") if p.name != "segue_lib.lua")
+    assert sorted(f for f, s in by_file.items() if s.get("main") == "main") == actions
+    assert sorted(h.SCRIPT.values()) == actions
+    assert "segue_lib.lua" in by_file and by_file["segue_lib.lua"].get("main") is None
+    for f, s in by_file.items():
+        url = s.text.strip()
+        assert url.startswith("https://") and " " not in url and unquote(url).endswith("/reaper_scripts/" + f)
+    for name in actions:
+        assert f"-- @version {version.get('name')}" in (h.SCRIPTS / name).read_text()
+
+
+def test_reapack_index_is_up_to_date():
+    proc = subprocess.run([sys.executable, str(h.SCRIPTS / "make_index.py"), "--check"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
