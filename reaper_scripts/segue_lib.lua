@@ -528,6 +528,12 @@ function M.run_batch(batch)
     M.ui_close()
   end)
 
+  local exe = M.setting("exe")
+  if M.is_abs(exe) and not reaper.file_exists(exe) then
+    return M.msg("The Segue program was not found at:\n\n" .. exe .. "\n\nSet the full path of the `segue` program "
+      .. "in the action \"Segue - Settings\" (for a virtual environment: <venv>/bin/segue, or <venv>\\Scripts\\segue.exe "
+      .. "on Windows).")
+  end
   M.ui_open(batch.title)
   ping = new_proc("ping", {}, {})
   reaper.defer(tick)

@@ -215,3 +215,39 @@ def test_engine_not_running_is_reported(live_engine, loop, tmp_path):
     text = rep["messages"][0]["msg"]
     assert "not running" in text and f"segue serve --port {port}" in text
     assert rep["undo"] == [] and len(h.items(rep)) == 1
+
+
+def _pids_with(*needles: str) -> list[int]:
+    """Processes whose command line holds every needle (here: the engine the script started)."""
+    pids = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if all(n in cmd for n in needles) and " serve " in cmd:
+                pids.append(int(d.name))
+    return pids
+
+
+@pytest.mark.skipif(not Path("/proc").exists(), reason="finds the auto-started engine through /proc")
+def test_autostart_runs_segue_serve_then_the_request(live_engine, loop, tmp_path):
+    port = str(free_port())
+    out = tmp_path / "auto-renders"
+    out.mkdir()
+    ext = settings(live_engine, port=port, out=str(out), autostart="1")
+    try:
+        rep = run(tmp_path, "inpaint", project(loop, (6.0, 7.0)), ext, env={"XDG_DATA_HOME": str(tmp_path / "xdg")})
+        assert rep["messages"] == [], rep["messages"]
+        started = [e["argv"] for e in rep["exec"] if e["argv"][1] == "serve"]
+        assert len(started) == 1 and h.argv_options(started[0])["allow-dir"] == str(out)
+        mid = h.items(rep)[1]
+        take = mid["takes"][mid["active"] - 1]
+        assert Path(take["file"]).parent == out
+        audio, rate = read_audio(take["file"])
+        assert rate == PROJECT_SR and audio.shape == (2, PROJECT_SR)
+        assert "starting the engine" in rep["console"]
+    finally:
+        for pid in _pids_with("--port", port, str(out)):
+            os.kill(pid, 15)

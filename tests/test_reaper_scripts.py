@@ -382,8 +382,13 @@ def test_engine_error_replies_are_shown_with_their_message(env, code, message, s
 
 
 def test_missing_client_program_is_reported(env):
-    rep = env.run("inpaint", project(env.src), ext={"exe": str(env.path / "nowhere" / "segue"), "client_wait": "1.5"})
-    expect_message(rep, "did not start", "nowhere/segue", "Settings")
+    rep = env.run("inpaint", project(env.src), ext={"exe": str(env.path / "nowhere" / "segue")})
+    expect_message(rep, "not found", "nowhere/segue", "Settings")
+    assert env.calls() == [] and rep["exec"] == []
+    # a bare program name is looked up on PATH by the OS: noticed when no status file appears
+    rep = env.run("inpaint", project(env.src), ext={"exe": "segue-not-installed-here", "client_wait": "1.5"})
+    expect_message(rep, "did not start", "segue-not-installed-here", "Settings")
+    assert [c["argv"][1] for c in rep["exec"]] == ["ping"]
 
 
 # ---------------------------------------------------------------- cancel
