@@ -71,9 +71,9 @@ function M.is_windows()
   return (reaper.GetOS() or ""):match("^Win") ~= nil
 end
 
--- ExecProcess splits its command line on spaces outside double quotes (no shell
--- on any platform), so every argument is double-quoted; a double quote inside an
--- argument cannot be expressed and is refused.
+-- ExecProcess splits its command line on spaces outside double quotes, so every
+-- argument is double-quoted; a double quote inside an argument cannot be
+-- expressed and is refused.
 function M.quote(arg)
   arg = tostring(arg)
   if arg:find('"', 1, true) or arg:find("[\r\n]") then
