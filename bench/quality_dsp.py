@@ -1,0 +1,383 @@
+"""Inpainting quality of the `dsp` backend against three baselines, on the bench corpus.
+
+    .venv/bin/python bench/corpus.py            # once: builds bench/corpus/ (apt packages, ~1 min)
+    .venv/bin/python bench/quality_dsp.py       # ~5-8 min on 2 cores; markdown to stdout,
+                                                # JSON to bench/out/quality_dsp.json
+Options: --positions N (per item and span type, default 6), --jobs N (default 2),
+--items SUBSTR (only items whose name contains it), --no-dsp (baselines only).
+
+For every corpus item, spans of 1 beat (a quarter note, 60/bpm s), 1 bar and 2
+bars are masked at N positions (half starting on the grid: beat spans on a beat,
+bar spans on a bar line; half at random sample offsets), then filled by:
+
+- dsp: engine.backends.dsp.DspBackend through its public inpaint() with the
+  item's grid (estimated grids for the "track" items), seed 0. The audio it
+  receives has the span zeroed: it never sees the truth.
+- zero: silence.
+- janssen: engine.dsp.janssen.janssen_fill on the whole span (iterations=1 for
+  spans over 100 ms, to keep the run short; on such spans a second iteration
+  changes LSD by < 0.1 dB).
+- repeat: the audio k bars earlier (k = the whole number of bars that covers the
+  span, so the copy comes from before the gap; k bars later when there is no
+  room before), with 10 ms equal-power crossfades inside the span edges from/to
+  a Burg AR extrapolation of the context (so the copy's own edges do not click).
+
+Metrics against the truth (all computed on each channel and averaged):
+
+- LSD (dB): STFT with a 2048 Hann window, hop 512, magnitudes normalised by the
+  window sum (a full-scale sine reads -6 dB), power in dB floored at -80 dBFS;
+  per frame sqrt(mean over bins of (dB_true - dB_est)^2), averaged over the
+  frames lying entirely inside the span. Lower is better; zero fill scores the
+  truth's distance from the floor.
+- onset F1: spectral-flux onsets (10 ms hop, adaptive threshold) of truth and
+  estimate inside the span (edges +-30 ms excluded), matched within +-30 ms.
+  grid%: fraction of the estimate's onsets within +-20 ms of a 16th-note grid
+  line (15/bpm s from the downbeat); the truth's own fraction is printed too.
+- seam (dB): at each span edge, first-difference energy in +-5 ms around the
+  edge relative to that in the 5-25 ms on either side; the estimate's ratio minus
+  the truth's, averaged over both edges. 0 = as smooth as the original; a click
+  or a step shows up as a positive excess.
+
+Spans whose truth is near-silent (RMS below -50 dBFS) are skipped.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")   # 2 worker processes on 2 cores
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import argparse
+import json
+import sys
+import time
+import zlib
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from scipy.io import wavfile
+
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT.parent))
+
+from engine.dsp.janssen import ar_extrapolate, janssen_fill  # noqa: E402
+from engine.timeline import Grid  # noqa: E402
+
+SPANS = ("beat", "bar", "2bars")
+METHODS = ("dsp", "zero", "janssen", "repeat")
+FLOOR_DB = -80.0
+XFADE_S = 0.010
+
+
+# ---------------------------------------------------------------- metrics
+
+def _stft_db(x: np.ndarray, n_fft: int = 2048, hop: int = 512) -> np.ndarray:
+    """(frames, bins) power in dB of a 1-D signal, frames fully inside x, floor FLOOR_DB."""
+    if len(x) < n_fft:
+        return np.zeros((0, n_fft // 2 + 1))
+    w = np.hanning(n_fft)
+    frames = 1 + (len(x) - n_fft) // hop
+    idx = np.arange(n_fft)[None, :] + hop * np.arange(frames)[:, None]
+    X = np.fft.rfft(x[idx] * w, axis=1) / w.sum()
+    return 10 * np.log10(np.maximum(np.abs(X) ** 2, 10 ** (FLOOR_DB / 10)))
+
+
+def lsd(truth: np.ndarray, est: np.ndarray, sr: int) -> float:
+    n_fft = 2048 if truth.shape[1] >= 2048 else 512
+    vals = []
+    for t, e in zip(truth, est):
+        T, E = _stft_db(t.astype(np.float64), n_fft, n_fft // 4), _stft_db(e.astype(np.float64), n_fft, n_fft // 4)
+        if len(T):
+            vals.append(np.mean(np.sqrt(np.mean((T - E) ** 2, axis=1))))
+    return float(np.mean(vals)) if vals else float("nan")
+
+
+def onsets(mono: np.ndarray, sr: int) -> np.ndarray:
+    """Onset times (s): half-wave rectified log-spectral flux, 10 ms hop, moving-median threshold."""
+    hop = max(int(sr * 0.01), 1)
+    n_fft = 1 << int(np.ceil(np.log2(4 * hop)))
+    if len(mono) < n_fft + 2 * hop:
+        return np.zeros(0)
+    frames = 1 + (len(mono) - n_fft) // hop
+    idx = np.arange(n_fft)[None, :] + hop * np.arange(frames)[:, None]
+    S = np.abs(np.fft.rfft(mono[idx] * np.hanning(n_fft), axis=1))
+    L = np.log1p(1000 * S)
+    flux = np.concatenate(([0.0], np.maximum(np.diff(L, axis=0), 0).sum(axis=1)))
+    k = 7
+    pad = np.pad(flux, k, mode="edge")
+    med = np.array([np.median(pad[i:i + 2 * k + 1]) for i in range(len(flux))])
+    thr = med + 0.5 * np.std(flux) + 1e-9
+    peaks = [i for i in range(1, len(flux) - 1)
+             if flux[i] > thr[i] and flux[i] >= flux[i - 1] and flux[i] > flux[i + 1]]
+    out, last = [], -1e9
+    for i in peaks:                                  # at most one onset per 50 ms
+        t = (i * hop + n_fft / 2) / sr
+        if t - last >= 0.05:
+            out.append(t)
+            last = t
+    return np.array(out)
+
+
+def f1(ref: np.ndarray, est: np.ndarray, tol: float = 0.03) -> float:
+    if len(ref) == 0 and len(est) == 0:
+        return float("nan")
+    if len(ref) == 0 or len(est) == 0:
+        return 0.0
+    used, hit = set(), 0
+    for t in est:
+        j = int(np.argmin(np.abs(ref - t)))
+        if abs(ref[j] - t) <= tol and j not in used:
+            used.add(j)
+            hit += 1
+    p, r = hit / len(est), hit / len(ref)
+    return 0.0 if hit == 0 else 2 * p * r / (p + r)
+
+
+def grid_fraction(times: np.ndarray, grid: Grid, tol: float = 0.02) -> float:
+    if len(times) == 0:
+        return float("nan")
+    six = 15.0 / grid.bpm
+    d = (times - grid.downbeat) / six
+    return float(np.mean(np.abs(d - np.round(d)) * six <= tol))
+
+
+def seam_excess(full_truth: np.ndarray, full_est: np.ndarray, edges: list[int], sr: int) -> float:
+    """Mean over edges of [E(+-5 ms) / E(5-25 ms either side)] in dB, estimate minus truth,
+    E = first-difference energy averaged over channels."""
+    a, b = int(0.005 * sr), int(0.025 * sr)
+
+    def ratio(x, e):
+        d = np.diff(x[:, max(e - b, 0):e + b].astype(np.float64), axis=1)
+        c = min(e, b)                                  # edge position inside d (approx.)
+        near = d[:, max(c - a, 0):c + a]
+        far = np.concatenate((d[:, :max(c - a, 0)], d[:, c + a:]), axis=1)
+        en = np.mean(near ** 2) + 1e-12
+        ef = np.mean(far ** 2) + 1e-12 if far.size else en
+        return 10 * np.log10(en / ef)
+
+    vals = [ratio(full_est, e) - ratio(full_truth, e) for e in edges if b <= e <= full_truth.shape[1] - b]
+    return float(np.mean(vals)) if vals else float("nan")
+
+
+# ---------------------------------------------------------------- methods
+
+def fill_zero(xm, s, L, sr, grid):
+    return np.zeros((xm.shape[0], L), np.float32)
+
+
+def fill_janssen(xm, s, L, sr, grid):
+    return janssen_fill(xm, s, L, iterations=1 if L > 0.1 * sr else None)
+
+
+def fill_repeat(xm, s, L, sr, grid):
+    n = xm.shape[1]
+    B = int(round(grid.bar_seconds * sr))
+    k = int(np.ceil(L / B))
+    if s - k * B >= 0:
+        src = s - k * B                    # k bars earlier: ends at or before the gap start
+    elif s + k * B + L <= n:
+        src = s + k * B                    # no room before: k bars later, starts after the gap
+    else:
+        src = 0
+    y = xm[:, src:src + L].astype(np.float32).copy()
+    F = min(int(XFADE_S * sr), L // 2)
+    if F > 0:
+        ramp = np.sin(0.5 * np.pi * (np.arange(F) + 0.5) / F).astype(np.float32)   # equal power
+        fade_in, fade_out = ramp, ramp[::-1]
+        if s > 2:
+            lead = ar_extrapolate(xm[:, :s], F)
+            y[:, :F] = fade_in * y[:, :F] + fade_out * lead
+        if s + L < n - 2:
+            tail = ar_extrapolate(xm[:, s + L:][:, ::-1], F)[:, ::-1]
+            y[:, L - F:] = fade_out * y[:, L - F:] + fade_in * tail
+    return y
+
+
+class DspFill:
+    def __init__(self):
+        from engine.backends.dsp import DspBackend
+        self.b = DspBackend()
+        self.b.load()
+
+    def __call__(self, xm, s, L, sr, grid):
+        from engine.backends.base import JobContext, Task
+        task = Task(kind="inpaint", sr=sr, channels=xm.shape[0], start=s, length=L, audio=xm,
+                    grid=grid, seed=0)
+        return self.b.inpaint(task, JobContext())[0]
+
+
+# ---------------------------------------------------------------- per item
+
+def positions(n: int, sr: int, L: int, grid: Grid, span: str, count: int, rng) -> list[int]:
+    margin = int(0.3 * sr)
+    lo, hi = margin, n - L - margin
+    if hi <= lo:
+        return []
+    step = grid.bar_seconds if span != "beat" else 60.0 / grid.bpm
+    on = [int(round((grid.downbeat + k * step) * sr)) for k in range(int(n / sr / step) + 2)]
+    on = [p for p in on if lo <= p <= hi]
+    out = []
+    if on:
+        out += [int(p) for p in rng.choice(on, size=min(len(on), (count + 1) // 2), replace=False)]
+    out += [int(p) for p in rng.integers(lo, hi, size=count - len(out))]
+    return sorted(out)
+
+
+def run_item(args) -> list[dict]:
+    item, count, with_dsp = args
+    sr, x = wavfile.read(item["path"])
+    x = (x.T if x.ndim > 1 else x[None]).astype(np.float32)
+    n = x.shape[1]
+    g = item["grid"]
+    grid = Grid(g["bpm"], g["num"], g["den"], g["downbeat"])
+    fills = {"zero": fill_zero, "janssen": fill_janssen, "repeat": fill_repeat}
+    if with_dsp:
+        fills = {"dsp": DspFill(), **fills}
+    rng = np.random.default_rng(zlib.crc32(item["name"].encode()))
+    rows = []
+    for span in SPANS:
+        L = int(round({"beat": 60.0 / grid.bpm, "bar": grid.bar_seconds, "2bars": 2 * grid.bar_seconds}[span] * sr))
+        for s in positions(n, sr, L, grid, span, count, rng):
+            truth = x[:, s:s + L]
+            if np.sqrt(np.mean(truth.astype(np.float64) ** 2)) < 10 ** (-50 / 20):
+                continue
+            xm = x.copy()
+            xm[:, s:s + L] = 0.0
+            on_grid = abs(grid.unit_index(s / sr) - round(grid.unit_index(s / sr))) * grid.unit_seconds * sr < 1
+            # onset analysis window: span minus 30 ms at each edge
+            e0, e1 = s + int(0.03 * sr), s + L - int(0.03 * sr)
+            ref_on = onsets(x[:, s:s + L].mean(axis=0), sr) + s / sr
+            ref_on = ref_on[(ref_on >= e0 / sr) & (ref_on < e1 / sr)]
+            for m, fn in fills.items():
+                t0 = time.perf_counter()
+                try:
+                    y = np.asarray(fn(xm, s, L, sr, grid), np.float32)
+                    err = None
+                except Exception as exc:              # a refusal is a result too: recorded, scored as missing
+                    y, err = None, f"{type(exc).__name__}: {exc}"
+                dt = time.perf_counter() - t0
+                row = dict(item=item["name"], type=item["type"], span=span, start=s / sr, on_grid=bool(on_grid),
+                           method=m, seconds=dt, error=err)
+                if y is not None:
+                    assert y.shape == truth.shape, (m, y.shape, truth.shape)
+                    full = xm.copy()
+                    full[:, s:s + L] = y
+                    est_on = onsets(y.mean(axis=0), sr) + s / sr
+                    est_on = est_on[(est_on >= e0 / sr) & (est_on < e1 / sr)]
+                    row.update(lsd=lsd(truth, y, sr), onset_f1=f1(ref_on, est_on),
+                               grid_frac=grid_fraction(est_on, grid) if item["grid_source"] != "estimated" else float("nan"),
+                               truth_grid_frac=grid_fraction(ref_on, grid) if item["grid_source"] != "estimated" else float("nan"),
+                               seam=seam_excess(x, full, [s, s + L], sr))
+                rows.append(row)
+    return rows
+
+
+# ---------------------------------------------------------------- report
+
+def med(rows, key):
+    v = np.array([r[key] for r in rows if r.get(key) is not None and np.isfinite(r.get(key, np.nan))], float)
+    return float(np.median(v)) if len(v) else float("nan")
+
+
+def table(rows, group_key, groups, methods) -> str:
+    out = [f"| {group_key} | n | " + " | ".join(f"LSD {m}" for m in methods) + " | " +
+           " | ".join(f"onset F1 {m}" for m in methods) + " | " + " | ".join(f"seam {m}" for m in methods) + " |",
+           "|---" * (2 + 3 * len(methods)) + "|"]
+    for g in groups:
+        rg = [r for r in rows if r[group_key] == g]
+        if not rg:
+            continue
+        n = len({(r["item"], r["span"], r["start"]) for r in rg})
+        cells = []
+        for key, fmt in (("lsd", "{:.2f}"), ("onset_f1", "{:.2f}"), ("seam", "{:+.1f}")):
+            vals = {m: med([r for r in rg if r["method"] == m], key) for m in methods}
+            best = min((v for v in vals.values() if np.isfinite(v)), default=None) if key != "onset_f1" else \
+                max((v for v in vals.values() if np.isfinite(v)), default=None)
+            for m in methods:
+                s = fmt.format(vals[m]) if np.isfinite(vals[m]) else "-"
+                cells.append(f"**{s}**" if key == "lsd" and vals[m] == best else s)
+        out.append(f"| {g} | {n} | " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
+def verdict(rows, methods) -> list[str]:
+    lines = []
+    if "dsp" not in methods:
+        return ["(dsp not run)"]
+    for span in SPANS:
+        rs = [r for r in rows if r["span"] == span]
+        d = med([r for r in rs if r["method"] == "dsp"], "lsd")
+        others = {m: med([r for r in rs if r["method"] == m], "lsd") for m in methods if m != "dsp"}
+        if span == "beat":
+            ok = d <= others["janssen"] + 0.25
+            lines.append(f"- beat: dsp {d:.2f} dB vs janssen {others['janssen']:.2f} dB -> "
+                         f"{'PASS' if ok else 'FAIL'} (match = within 0.25 dB or better)")
+        else:
+            ok = all(d < v for v in others.values())
+            lines.append(f"- {span}: dsp {d:.2f} dB vs " + ", ".join(f"{m} {v:.2f}" for m, v in others.items()) +
+                         f" -> {'PASS' if ok else 'FAIL'} (must beat all three)")
+    return lines
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description="dsp inpainting quality vs baselines")
+    ap.add_argument("--corpus", type=Path, default=ROOT / "corpus")
+    ap.add_argument("--positions", type=int, default=6)
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--items", default="")
+    ap.add_argument("--no-dsp", action="store_true")
+    ap.add_argument("--json", type=Path, default=ROOT / "out" / "quality_dsp.json")
+    a = ap.parse_args(argv)
+    man = a.corpus / "manifest.json"
+    if not man.exists():
+        print(f"{man} missing: run bench/corpus.py first", file=sys.stderr)
+        return 2
+    items = [it for it in json.loads(man.read_text()) if a.items in it["name"]]
+    with_dsp = not a.no_dsp
+    if with_dsp:
+        try:
+            import engine.backends.dsp  # noqa: F401
+        except Exception as exc:
+            print(f"dsp backend unavailable ({exc}); running baselines only", file=sys.stderr)
+            with_dsp = False
+    methods = [m for m in METHODS if with_dsp or m != "dsp"]
+    t0 = time.perf_counter()
+    # longest items first so the two workers finish together
+    jobs = sorted(((it, a.positions, with_dsp) for it in items), key=lambda j: -j[0]["seconds"] * j[0]["sr"])
+    rows = []
+    with ProcessPoolExecutor(a.jobs) as ex:
+        for got in ex.map(run_item, jobs):
+            rows += got
+            if got:
+                print(f"  {got[0]['item']}: {len(got)} fills", file=sys.stderr)
+    wall = time.perf_counter() - t0
+    types = list(dict.fromkeys(it["type"] for it in items))
+    print(f"# dsp quality: {len({(r['item'], r['span'], r['start']) for r in rows})} masked spans, "
+          f"{len(items)} items, {wall:.0f} s wall\n")
+    print("Medians over all spans (LSD dB, lower better; onset F1, higher better; seam dB excess, 0 = original)\n")
+    print(table(rows, "span", SPANS, methods) + "\n")
+    for span in SPANS:
+        print(f"## {span} spans by corpus type\n")
+        print(table([r for r in rows if r["span"] == span], "type", types, methods) + "\n")
+    gr = [r for r in rows if r.get("grid_frac") is not None and np.isfinite(r.get("grid_frac", np.nan))]
+    if gr:
+        print("Onsets on the 16th grid (+-20 ms), known-grid items: " + ", ".join(
+            f"{m} {med([r for r in gr if r['method'] == m], 'grid_frac'):.2f}" for m in methods) +
+            f"; truth {med(gr, 'truth_grid_frac'):.2f}\n")
+    errs = [r for r in rows if r["error"]]
+    if errs:
+        kinds = sorted({r["method"] + ": " + r["error"][:80] for r in errs})
+        print(f"Refusals/errors: {len(errs)}: " + "; ".join(kinds)[:600] + "\n")
+    print("Fill time per span (median s): " + ", ".join(
+        f"{m} {med([r for r in rows if r['method'] == m], 'seconds'):.3f}" for m in methods) + "\n")
+    print("Pass criterion (issue 2):")
+    print("\n".join(verdict(rows, methods)))
+    a.json.parent.mkdir(parents=True, exist_ok=True)
+    a.json.write_text(json.dumps({"wall_seconds": wall, "rows": rows}, indent=0, default=float))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
