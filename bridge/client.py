@@ -82,7 +82,7 @@ class EngineClient:
         `answer_within`: seconds for the engine's first reply (else NoEngine).
         `timeout`: seconds for the whole request (then it is cancelled here).
         """
-        rid = args[0]
+        rid = args[0] if args else ""
         self.send(address, args)
         start = time.monotonic()
         events: list[Reply] = []
@@ -98,7 +98,7 @@ class EngineClient:
                 return Outcome(Reply("/segue/error", [rid, "timeout", f"no result within {timeout:g} s; cancelled"]),
                                events)
             reply = self.receive(limit)
-            if reply is None or not reply.args or reply.args[0] != rid:
+            if reply is None or not reply.args or reply.args[0] != rid or not isinstance(rid, str):
                 if reply is not None and reply.address == "/segue/error" and reply.args and reply.args[0] == "":
                     return Outcome(reply, events)  # the engine could not read the request at all
                 continue

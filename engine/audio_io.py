@@ -116,6 +116,19 @@ def check_source_path(path: str) -> None:
         raise SegueError("source_unreadable", f"source {path} is not a regular file")
 
 
+def probe(path: str) -> tuple[float, int]:
+    """(duration in seconds, sample rate) from the header only: cheap enough for the receive thread."""
+    from pedalboard.io import AudioFile
+
+    check_source_path(path)
+    try:
+        with AudioFile(path) as f:
+            sr = float(f.samplerate)
+            return f.frames / sr, int(round(sr))
+    except Exception as e:
+        raise SegueError("source_unreadable", f"{path} is not readable audio ({e})") from e
+
+
 def decode(path: str) -> tuple[np.ndarray, int]:
     from pedalboard.io import AudioFile
 
@@ -189,4 +202,4 @@ def match_channels(audio: np.ndarray, channels: int) -> np.ndarray:
 
 
 __all__ = ["Source", "SourceReader", "resample", "decode", "write_wav_atomic", "fit_length",
-           "match_channels", "safe_stem", "check_source_path"]
+           "match_channels", "safe_stem", "check_source_path", "probe"]

@@ -15,11 +15,11 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .audio_io import SourceReader, check_source_path
+from .audio_io import SourceReader, probe
 from .backends.base import Backend, JobContext
 from .errors import Cancelled, SegueError
 from .paths import OutputRoots
-from .pipeline import render
+from .pipeline import check_region, render
 
 log = logging.getLogger("segue.jobs")
 
@@ -86,7 +86,8 @@ class Engine:
             hint = " (a neural backend such as sao-small can)" if req.kind == "generate" else ""
             raise SegueError("unsupported", f"backend {name} cannot {req.kind}{hint}")
         if req.src is not None:
-            check_source_path(req.src)
+            seconds, _ = probe(req.src)
+            check_region(req, seconds)
         self.roots.resolve(req.opt("out"))
         timeout = min(self.timeout, req.opt("timeout", self.timeout))
         with self._cond:

@@ -42,6 +42,16 @@ def make_grid(opts: dict) -> Grid | None:
     return Grid(bpm=opts["bpm"], num=num, den=den, downbeat=opts.get("downbeat", 0.0))
 
 
+def check_region(req, seconds: float) -> None:
+    """Refuse regions outside a file of `seconds` (half a sample of slack at 8 kHz for rounding)."""
+    slack = 1.0 / 16000
+    if req.kind == "inpaint" and req.end > seconds + slack:
+        raise SegueError("bad_region", f"region {req.start:g}-{req.end:g} s lies outside the file "
+                         f"({seconds:.3f} s long)")
+    if req.kind == "continue" and req.at > seconds + slack:
+        raise SegueError("bad_region", f"at {req.at:g} s lies past the end of the file ({seconds:.3f} s)")
+
+
 def build_task(req, source: Source | None) -> Task:
     """Turn a request (bridge.protocol.Request) into the backend's sample-exact Task."""
     opts = req.opts

@@ -146,9 +146,15 @@ def test_queue_cancel_and_busy(tmp_path):
         src = write_wav(tmp_path / "allowed" / "long.wav", groove(240.0, 96000), 96000)
         with eng.client() as c:
             ids = [f"job{i}" for i in range(4)]
+            replies = {}
             for rid in ids:  # a slow first job keeps the worker busy
                 c.send("/segue/continue", request_args(rid, [str(src), 239.0, 64.0], {"bpm": 120.0, "variations": 8}))
-            replies = {}
+                while rid == "job0":  # wait until the worker has taken it, so the queue holds only the rest
+                    r = c.receive(10.0)
+                    if r.address == "/segue/accepted":
+                        replies["job0"] = r
+                    if r.address == "/segue/progress":
+                        break
             t_end = time.monotonic() + 10
             while time.monotonic() < t_end and len(replies) < 4:
                 r = c.receive(1.0)
