@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests" / "reaper"), str(ROOT / "tests")]
 
-import harness as h  # noqa: E402
+import reaper_harness as h  # noqa: E402
 from test_reaper_e2e import (BAR, BPM, DEN, NUM, SRC_SR, drum_loop, free_port, project,  # noqa: E402
                              segue_program, write_audio)
 

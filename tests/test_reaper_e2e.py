@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "reaper"))
-import harness as h  # noqa: E402
+import reaper_harness as h  # noqa: E402
 
 pytestmark = pytest.mark.skipif(shutil.which("lua5.4") is None, reason="lua5.4 is not installed (apt-get install lua5.4)")
 

@@ -1,7 +1,7 @@
 -- Runs one ReaScript against the stand-in REAPER and writes what happened as JSON.
 --   lua5.4 tests/reaper/run_case.lua CASE.lua OUT.json
 -- CASE.lua returns a table: script, resource_path, project, extstate, inputs,
--- events, max_seconds, exec_log (see fake_reaper.lua and tests/reaper/harness.py).
+-- events, max_seconds, exec_log (see fake_reaper.lua and tests/reaper/reaper_harness.py).
 
 local here = arg[0]:match("^(.*[/\\])") or "./"
 local W = dofile(here .. "fake_reaper.lua")
