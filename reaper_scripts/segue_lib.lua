@@ -659,6 +659,7 @@ function M.ask_number(title, caption, default, lo, hi, integer)
     M.msg(string.format("%s: please enter %s above %g and at most %g.", caption, integer and "a whole number" or "a number", lo, hi))
     return nil
   end
+  if integer then return math.floor(v) end  -- "3.0" -> 3: the client wants an int
   return v
 end
 

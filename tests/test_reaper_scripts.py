@@ -8,6 +8,7 @@ here from the tempo map by hand, independently of the Lua code.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -86,6 +87,16 @@ def test_every_script_compiles_with_luac():
     for s in scripts:
         proc = subprocess.run([luac, "-p", str(s)], capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
+
+
+def test_scripts_use_no_accidental_globals():
+    """Globals read or written anywhere: only Lua's standard library, reaper and gfx."""
+    allowed = {"reaper", "gfx", "debug", "dofile", "pcall", "error", "io", "os", "math", "string", "table",
+               "ipairs", "pairs", "tonumber", "tostring", "type", "select", "next"}
+    for s in sorted(h.SCRIPTS.glob("*.lua")):
+        listing = subprocess.run(["luac5.4", "-l", "-p", str(s)], capture_output=True, text=True, check=True).stdout
+        names = set(re.findall(r'[GS]ETTABUP.*_ENV "(\w+)"', listing))
+        assert names and names <= allowed, f"{s.name}: {sorted(names - allowed)}"
 
 
 def test_luac_rejects_a_broken_script(tmp_path):
@@ -234,10 +245,10 @@ def test_continue_dialog_cancelled_sends_nothing(env):
 
 # ---------------------------------------------------------------- variations
 
-@pytest.mark.parametrize("landing", ["take", "item"])
-def test_variations_land_as_takes_of_one_item(env, landing):
+@pytest.mark.parametrize("landing,typed", [("take", "3"), ("item", "3.0")])
+def test_variations_land_as_takes_of_one_item(env, landing, typed):
     rep = env.run("variations", project(env.src), ext={"landing": landing, "seed": "7"},
-                  inputs=[{"ok": True, "values": "3"}])
+                  inputs=[{"ok": True, "values": typed}])
     assert_clean(rep)
     opts = h.argv_options(env.calls("inpaint")[0])
     assert opts["variations"] == "3" and opts["seed"] == "7"
