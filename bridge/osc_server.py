@@ -37,8 +37,8 @@ class OscServer:
 
     # -- sending ------------------------------------------------------------------
 
-    def send(self, to: tuple[str, int], address: str, args: list) -> None:
-        if address == "/segue/done":   # output seconds go as float64, like every time in the protocol
+    def send(self, to: tuple[str, int], address: str, args: list, f32: bool = False) -> None:
+        if address == "/segue/done" and not f32:   # seconds go as float64, like every time in the protocol
             args = list(args)
             args[2] = Double(args[2])
         data = encode(address, args)
@@ -48,8 +48,8 @@ class OscServer:
         except OSError as e:  # a client that went away must not hurt the engine
             log.debug("reply to %s failed: %s", to, e)
 
-    def replier(self, to: tuple[str, int]):
-        return lambda address, args: self.send(to, address, args)
+    def replier(self, to: tuple[str, int], f32: bool = False):
+        return lambda address, args: self.send(to, address, args, f32)
 
     # -- receiving ----------------------------------------------------------------
 
@@ -91,7 +91,7 @@ class OscServer:
             log.info("refused %s from %s: %s %s", address, sender, e.code, e.message)
             self.send(sender, "/segue/error", [e.request_id, e.code, e.message])
             return
-        reply = self.replier(req.reply_to)
+        reply = self.replier(req.reply_to, f32=bool(req.opt("f32")))
         try:
             if req.kind == "ping":
                 reply("/segue/pong", [req.id, __version__, self.engine.backend.name])

@@ -33,6 +33,7 @@ OPTIONS = {
     "bpm": "num", "sig": "str", "sr": "int", "downbeat": "num", "prompt": "str",
     "seed": "int", "variations": "int", "out": "str", "reply_port": "int",
     "reply_host": "str", "backend": "str", "token": "str", "timeout": "num", "detail": "int",
+    "f32": "int",
 }
 
 MAX_BARS = 64

@@ -243,3 +243,20 @@ def test_liblo_oscsend_and_oscdump(engine, sources, tmp_path):
         assert y.shape == (2, 96000) and sr == 48000
     finally:
         dump.kill()
+
+
+def test_f32_option_sends_no_float64(engine, sources):
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        s.settimeout(30)
+        from bridge.protocol import Double, encode
+
+        s.sendto(encode("/segue/inpaint", ["f32a", str(sources["loop48"]), Double(3.0), Double(4.0),
+                                           "bpm", Double(120.0), "f32", 1]), ("127.0.0.1", engine.port))
+        while True:
+            data = s.recvfrom(65535)[0]
+            if data.startswith(b"/segue/done"):
+                break
+        assert b",ssfi" in data and b",ssdi" not in data

@@ -184,6 +184,8 @@ function commonOptions(song, opts) {
     if (opts.prompt) a.push(S("prompt"), S(opts.prompt));
     if (opts.backend) a.push(S("backend"), S(opts.backend));
     if (opts.replyPort) a.push(S("reply_port"), I(opts.replyPort));
+    // Max's [udpreceive] may not decode OSC float64: ask for float32-only replies.
+    a.push(S("f32"), I(1));
     if (opts.token) a.push(S("token"), S(opts.token));
     return a;
 }

@@ -60,7 +60,7 @@ test("device: inpaint round, from button to clips in the arrangement", () => {
     assert.equal(start, 2); assert.equal(end, 4); // brace 4..8 beats at 120 BPM
     const opts = {};
     for (let i = 5; i < req.length; i += 2) opts[req[i]] = req[i + 1];
-    assert.deepEqual(opts, { downbeat: 0, bpm: 120, sig: "4/4", sr: 48000, seed: 11, variations: 2, reply_port: port });
+    assert.deepEqual(opts, { downbeat: 0, bpm: 120, sig: "4/4", sr: 48000, seed: 11, variations: 2, reply_port: port, f32: 1 });
     max.send("/segue/accepted", id, 0);
     max.send("/segue/progress", id, 0.5, "generate 1/2");
     assert.deepEqual(max.ui("progress").slice(-1), [50]);

@@ -116,7 +116,8 @@ test("e2e: inpaint under the loop brace, 2 variations, 87.5 BPM 7/8, 44.1 kHz so
         assert.deepEqual(option(req, "sr"), { t: "i", v: SR });
         assert.deepEqual(option(req, "sig"), { t: "s", v: "7/8" });
         const paths = [reply.args[1].v, reply.args[4].v];
-        assert.deepEqual(reply.args.map((a) => a.t), ["s", "s", "d", "i", "s"]);
+        // The device asks for f32 replies: Max's [udpreceive] need not decode OSC float64.
+        assert.deepEqual(reply.args.map((a) => a.t), ["s", "s", "f", "i", "s"]);
         const expected = Math.round((end - start) * SR);
         assert.ok(Math.abs(expected - 230400) <= 1); // 2 bars of 7/8 at 87.5 BPM = 4.8 s
         for (const p of paths) {
@@ -125,7 +126,7 @@ test("e2e: inpaint under the loop brace, 2 variations, 87.5 BPM 7/8, 44.1 kHz so
             assert.equal(info.frames, expected, p);
             assert.equal(info.format, 3); // float
         }
-        assert.ok(Math.abs(reply.args[2].v - expected / SR) < 1e-9);
+        assert.ok(Math.abs(reply.args[2].v - Math.fround(expected / SR)) < 1e-9);
         // Both variations landed over the brace: main lane and a take lane, warp off, 7 beats long.
         const creates = set.calls("create_audio_clip");
         assert.deepEqual(creates.map((c) => [c.path, c.args[0]]),
