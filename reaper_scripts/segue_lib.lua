@@ -247,6 +247,7 @@ function M.request_cmd(sub, positional, opts, id, status_path)
     parts[#parts + 1] = "--" .. kv[1]; parts[#parts + 1] = M.quote(kv[2])
   end
   add_conn(parts)
+  parts[#parts + 1] = "--timeout"; parts[#parts + 1] = M.quote(M.setting("timeout"))
   parts[#parts + 1] = "--id"; parts[#parts + 1] = M.quote(id)
   parts[#parts + 1] = "--status-file"; parts[#parts + 1] = M.quote(status_path)
   parts[#parts + 1] = "--quiet"
@@ -369,6 +370,12 @@ end
 --   call batch.on_done(jobs) once all have ended (each job: spec, state, status).
 -- spec = { sub = "inpaint", positional = {...}, opts = {{k, v}, ...}, label = "..." }
 function M.run_batch(batch)
+  local exe = M.setting("exe")
+  if M.is_abs(exe) and not reaper.file_exists(exe) then
+    return M.msg("The Segue program was not found at:\n\n" .. exe .. "\n\nSet the full path of the `segue` program "
+      .. "in the action \"Segue - Settings\" (for a virtual environment: <venv>/bin/segue, or <venv>\\Scripts\\segue.exe "
+      .. "on Windows).")
+  end
   local dir = M.status_dir()
   local jobs = {}
   local phase = "ping"
@@ -391,6 +398,23 @@ function M.run_batch(batch)
     return proc
   end
 
+  -- Until the requests are sent, a "wait" id stands in the running list so that the
+  -- Cancel action can stop the batch (it sends nothing to the engine for it).
+  local wait_id = M.new_id("wait")
+  set_running(wait_id, true)
+
+  local function new_ping()
+    ping = new_proc("ping", {}, {})
+  end
+
+  local function drop_ping()
+    if ping then
+      os.remove(ping.status_path)
+      ping = nil
+    end
+    set_running(wait_id, false)
+  end
+
   local function finish()
     if finished then return end
     finished = true
@@ -399,7 +423,7 @@ function M.run_batch(batch)
       set_running(job.id, false)
       os.remove(job.status_path)
     end
-    if ping then os.remove(ping.status_path) end
+    drop_ping()
     reaper.SetExtState(M.SECTION, "cancel", "", false)
     batch.on_done(jobs)
   end
@@ -407,7 +431,7 @@ function M.run_batch(batch)
   local function fail(text)
     finished = true
     M.ui_close()
-    if ping then os.remove(ping.status_path) end
+    drop_ping()
     M.msg(text)
     if batch.on_fail then batch.on_fail(text) end
   end
@@ -447,7 +471,7 @@ function M.run_batch(batch)
     if phase ~= "run" then  -- nothing was sent yet
       finished = true
       M.ui_close()
-      if ping then os.remove(ping.status_path) end
+      drop_ping()
       M.log("cancelled before the request was sent")
       return
     end
@@ -466,13 +490,11 @@ function M.run_batch(batch)
 
   local function tick()
     if finished then return end
-    if phase == "starting" and not ping and reaper.time_precise() >= retry_at then
-      ping = new_proc("ping", {}, {})
-    end
+    if phase == "starting" and not ping and reaper.time_precise() >= retry_at then new_ping() end
     if phase == "ping" or phase == "starting" then
       local st = ping and poll(ping)
       if st and st.state == "done" then
-        os.remove(ping.status_path)
+        drop_ping()
         launch_all()
       elseif st and st.state == "error" then
         if st.code == "no_engine" and M.setting("autostart") == "1" then
@@ -525,17 +547,12 @@ function M.run_batch(batch)
       if job.state ~= "done" and job.state ~= "error" then M.spawn(M.cancel_cmd(job.id)) end
       set_running(job.id, false)
     end
+    drop_ping()
     M.ui_close()
   end)
 
-  local exe = M.setting("exe")
-  if M.is_abs(exe) and not reaper.file_exists(exe) then
-    return M.msg("The Segue program was not found at:\n\n" .. exe .. "\n\nSet the full path of the `segue` program "
-      .. "in the action \"Segue - Settings\" (for a virtual environment: <venv>/bin/segue, or <venv>\\Scripts\\segue.exe "
-      .. "on Windows).")
-  end
   M.ui_open(batch.title)
-  ping = new_proc("ping", {}, {})
+  new_ping()
   reaper.defer(tick)
 end
 
@@ -835,7 +852,9 @@ function M.cancel_action()
   local ids = running_ids()
   if #ids == 0 then return M.msg("No Segue request is running.") end
   reaper.SetExtState(M.SECTION, "cancel", "1", false)
-  for _, id in ipairs(ids) do M.spawn(M.cancel_cmd(id)) end
+  for _, id in ipairs(ids) do
+    if not id:match("^reaper%-wait%-") then M.spawn(M.cancel_cmd(id)) end
+  end
   M.log("cancel sent for " .. table.concat(ids, ", "))
 end
 

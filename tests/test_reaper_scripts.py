@@ -122,6 +122,7 @@ def test_inpaint_take_mode_odd_tempo_and_project_rate(env):
     (argv,) = env.calls("inpaint")
     assert argv[1] == str(env.src)
     assert float(argv[2]) == pytest.approx(1.5 + (12.0 - 2.0), abs=1e-9)
+    assert h.argv_options(argv)["timeout"] == "600"
     assert float(argv[3]) == pytest.approx(1.5 + (14.5 - 2.0), abs=1e-9)
     opts = h.argv_options(argv)
     assert float(opts["bpm"]) == 87.5 and opts["sig"] == "7/8" and opts["sr"] == "48000"
@@ -421,6 +422,15 @@ def test_cancel_action_cancels_the_running_request(env):
     (cancel,) = env.calls("cancel")
     assert cancel[1] == h.argv_options(req)["id"]
     assert rep["undo"] == [] and len(h.items(rep)) == 1 and rep["messages"] == []
+
+
+def test_cancel_action_while_waiting_for_an_auto_started_engine(env):
+    rep = env.run("inpaint", project(env.src), mode="no_engine", ext={"autostart": "1"},
+                  events=[{"after": 1.5, "action": "run_script", "script": "cancel"}])
+    assert_clean(rep)
+    assert [c[0] for c in env.calls()][:2] == ["ping", "serve"] and env.calls("inpaint") == []
+    assert env.calls("cancel") == []   # nothing was sent to the engine, so nothing to cancel there
+    assert rep["messages"] == [] and "cancelled before the request was sent" in rep["console"]
 
 
 def test_escape_key_cancels(env):
