@@ -82,7 +82,7 @@ class StatusFile:
     def write(self, **fields) -> None:
         if not self.path:
             return
-        lines = [f"id={self.rid}"]
+        lines = [f"id={self.rid}", f"pid={os.getpid()}"]  # lets a poller notice a client that died
         for k, v in fields.items():
             for item in (v if isinstance(v, list) else [v]):
                 lines.append(f"{k}={str(item).replace(chr(10), ' ')}")
