@@ -18,6 +18,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "reaper"))
 import reaper_harness as h  # noqa: E402
+from conftest import read_audio, write_wav  # noqa: E402
 
 pytestmark = pytest.mark.skipif(shutil.which("lua5.4") is None, reason="lua5.4 is not installed (apt-get install lua5.4)")
 
@@ -70,21 +71,6 @@ def drum_loop(seconds: float, sr: int, bpm: float, num: int, den: int, channels:
     return (0.6 * wet / np.max(np.abs(wet))).astype(np.float32)
 
 
-def write_audio(path: Path, audio: np.ndarray, sr: int) -> Path:
-    from pedalboard.io import AudioFile
-
-    with AudioFile(str(path), "w", samplerate=sr, num_channels=audio.shape[0]) as f:
-        f.write(audio)
-    return path
-
-
-def read_audio(path) -> tuple[np.ndarray, int]:
-    from pedalboard.io import AudioFile
-
-    with AudioFile(str(path)) as f:
-        return f.read(f.frames), int(f.samplerate)
-
-
 @pytest.fixture(scope="module")
 def live_engine(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("reaper-engine")
@@ -115,7 +101,7 @@ def live_engine(tmp_path_factory):
 @pytest.fixture(scope="module")
 def loop(tmp_path_factory):
     d = tmp_path_factory.mktemp("reaper-src")
-    return write_audio(d / "drums 87.5 7-8.wav", drum_loop(12.0, SRC_SR, BPM, NUM, DEN), SRC_SR)
+    return write_wav(d / "drums 87.5 7-8.wav", drum_loop(12.0, SRC_SR, BPM, NUM, DEN), SRC_SR)
 
 
 def settings(live_engine, **kw):
@@ -198,7 +184,7 @@ def test_generate_on_dsp_shows_the_engine_error(live_engine, loop, tmp_path):
 
 
 def test_engine_error_reply_is_shown(live_engine, tmp_path):
-    short = write_audio(tmp_path / "short.wav", drum_loop(4.0, SRC_SR, BPM, NUM, DEN), SRC_SR)
+    short = write_wav(tmp_path / "short.wav", drum_loop(4.0, SRC_SR, BPM, NUM, DEN), SRC_SR)
     proj = project(short, (3.5, 6.0), item_len=3.0)
     proj["tracks"][0]["items"][0]["takes"][0]["startoffs"] = 0.0
     rep = run(tmp_path, "inpaint", proj, settings(live_engine))
