@@ -19,28 +19,44 @@ import torch
 from engine.backends.sao_small.config import sao_small_config
 
 
+_SAT_MODULES = ("stable_audio_tools.models.autoencoders", "stable_audio_tools.models.conditioners",
+                "stable_audio_tools.models.diffusion", "stable_audio_tools.inference.generation")
+
+
 def install_sat_stubs() -> None:
+    """Import the SAT modules the tests use with stand-ins for absent imports, then remove the
+    stand-ins again so other libraries (transformers probes for torchaudio) never see them."""
+    if all(m in sys.modules for m in _SAT_MODULES):
+        return
+
     class _Unavailable:
         def __init__(self, *a, **k):
             raise RuntimeError("stand-in module: not available in tests")
 
+    added = []
+
     def stub(name, **attrs):
-        if name in sys.modules or importlib.util.find_spec(name.split(".")[0]) is not None:
-            return
+        if name in sys.modules or (name.split(".")[0] not in added
+                                   and importlib.util.find_spec(name.split(".")[0]) is not None):
+            return None
         m = types.ModuleType(name)
         m.__dict__.update(attrs)
         sys.modules[name] = m
+        added.append(name)
+        return m
 
-    stub("torchaudio")
-    if "torchaudio.transforms" not in sys.modules and isinstance(sys.modules.get("torchaudio"), types.ModuleType) \
-            and not hasattr(sys.modules["torchaudio"], "__path__"):
-        t = types.ModuleType("torchaudio.transforms")
-        t.Resample = _Unavailable
-        sys.modules["torchaudio.transforms"] = t
-        sys.modules["torchaudio"].transforms = t
+    ta = stub("torchaudio")
+    if ta is not None:
+        ta.transforms = stub("torchaudio.transforms", Resample=_Unavailable)
     stub("alias_free_torch", Activation1d=_Unavailable)
     stub("einops_exts", rearrange_many=None)
     stub("k_diffusion")
+    try:
+        for m in _SAT_MODULES:
+            importlib.import_module(m)
+    finally:
+        for name in added:
+            sys.modules.pop(name, None)
 
 
 def sat_available() -> bool:
@@ -126,3 +142,14 @@ def make_t5_folder(folder: Path, d_model: int = 16, layers: int = 1, heads: int 
                    num_heads=heads, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
     T5EncoderModel(cfg).save_pretrained(str(folder))
     return folder
+
+
+def serving_config() -> dict:
+    """Tiny, but with a usable window for backend tests: 32x downsampling, 0.74 s window."""
+    d = tiny_config()
+    pc = d["model"]["pretransform"]["config"]
+    pc["encoder"]["config"]["strides"] = [4, 8]
+    pc["decoder"]["config"]["strides"] = [4, 8]
+    pc["downsampling_ratio"] = 32
+    d["sample_size"] = 32 * 1024
+    return d
