@@ -236,3 +236,16 @@ def load_model(folder: str | Path, dit_dtype=torch.float32, vae_dtype=torch.floa
     model.eval().requires_grad_(False)
     meta = {"checkpoint": str(ckpt), "stored_dtypes": sorted(reader.dtypes()), "config": cfg}
     return model, meta
+
+
+def export_official_state_dict(model: SaoModel, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
+    """Our weights under the official keys (weight norm split back into g = ||w||, v = w).
+    For writing test and benchmark checkpoints; loading it back is exact."""
+    ours = model.state_dict()
+    out = {}
+    for key, slot in official_layout(model).items():
+        w = ours[slot.ours]
+        if slot.role == "wn_g":
+            w = w.float().reshape(w.shape[0], -1).norm(dim=1).reshape(slot.shape)
+        out[key] = (w if dtype is None or slot.ours.endswith("inv_freq") else w.to(dtype)).contiguous().clone()
+    return out
