@@ -1,0 +1,170 @@
+"""sao-small speed, side by side with the reference stable-audio-tools 0.0.19 pipeline.
+
+Same full-size random weights for both (written once with the official key layout),
+a t5-base-shaped stand-in text encoder, a 30 s stereo source at 44.1 kHz.
+
+Ours: `segue serve --backend sao-small` + the `segue` client, end to end over OSC:
+  - 1-bar inpaint (2 s at 120 BPM) in the 30 s source: first request on the file,
+    then repeated edits of the same file (cached source latents);
+  - text-to-audio of 11.9 s.
+Reference (in process, fp32 as SAT runs on a CPU): encode + 8 ping-pong steps + decode
+over the full 11.9 s window, and text-to-audio 11.9 s (8 steps + decode).
+
+    PYTHONPATH=. .venv/bin/python bench/bench_sao_small.py [--precision auto|fp32|bf16] [--skip-reference]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from engine.backends.sao_small.config import sao_small_config  # noqa: E402
+from tests.sao.fixtures import build_sat_model, make_t5_folder, write_model_folder  # noqa: E402
+
+WORK = Path(os.environ.get("SAO_BENCH_DIR", "/tmp/sao_bench"))
+SEGUE = [str(ROOT / ".venv/bin/python"), "-m", "engine.cli"]
+
+
+def setup() -> tuple[Path, Path, Path]:
+    model, t5, src = WORK / "model", WORK / "t5-base", WORK / "source30.wav"
+    if not (model / "model.safetensors").exists():
+        sat = build_sat_model(sao_small_config(), seed=7)
+        write_model_folder(model, sao_small_config(), {k: v.float() for k, v in sat.state_dict().items()})
+        del sat
+        gc.collect()
+    if not (t5 / "config.json").exists():
+        make_t5_folder(t5, d_model=768, layers=12, heads=12, d_ff=3072)
+    if not src.exists():
+        from pedalboard.io import AudioFile
+
+        sr, n = 44100, 30 * 44100
+        t = np.arange(n) / sr
+        rng = np.random.default_rng(0)
+        beat = (np.mod(t, 0.5) < 0.03) * rng.normal(0, 0.5, n)
+        x = 0.3 * np.sin(2 * np.pi * 110 * t) + 0.2 * np.sin(2 * np.pi * 440 * t) * (np.mod(t, 2) < 1) + beat
+        stereo = np.stack([x, np.roll(x, 50)]).astype(np.float32)
+        with AudioFile(str(src), "w", sr, 2) as f:
+            f.write(stereo)
+    return model, t5, src
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def client(port: int, *args) -> float:
+    t0 = time.perf_counter()
+    r = subprocess.run(SEGUE + list(args) + ["--port", str(port), "--quiet", "--timeout", "900"],
+                       capture_output=True, text=True, cwd=ROOT)
+    dt = time.perf_counter() - t0
+    if r.returncode != 0:
+        raise RuntimeError(f"segue {args}: {r.stderr}")
+    return dt
+
+
+def ours(model: Path, t5: Path, src: Path, precision: str, repeats: int) -> dict:
+    port, out = free_port(), WORK / "out"
+    out.mkdir(exist_ok=True)
+    eng = subprocess.Popen(SEGUE + ["serve", "--backend", "sao-small", "--model", str(model), "--text-encoder",
+                                    str(t5), "--precision", precision, "--port", str(port),
+                                    "--allow-dir", str(out), "--timeout", "900"],
+                           cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        t0 = time.perf_counter()
+        while True:
+            if eng.poll() is not None:
+                raise RuntimeError("engine exited: " + eng.stdout.read())
+            try:
+                client(port, "ping")
+                break
+            except RuntimeError:
+                time.sleep(1)
+        load_s = time.perf_counter() - t0
+        opts = ["--bpm", "120", "--prompt", "tight funk drums", "--out", str(out)]
+        first = client(port, "inpaint", str(src), "10.0", "12.0", *opts, "--seed", "1")
+        repeat = [client(port, "inpaint", str(src), "10.0", "12.0", *opts, "--seed", str(2 + k))
+                  for k in range(repeats)]
+        other = client(port, "inpaint", str(src), "20.0", "22.0", *opts, "--seed", "9")
+        gen = [client(port, "generate", "5.945", *opts, "--seed", str(k)) for k in range(max(1, repeats - 1))]
+        r = subprocess.run(SEGUE + ["status", "--detail", "--port", str(port)], capture_output=True, text=True, cwd=ROOT)
+        return {"load_s": load_s, "inpaint_first_s": first, "inpaint_repeat_s": repeat,
+                "inpaint_new_region_same_file_s": other, "generate_11_9s_s": gen, "status": r.stdout.strip()}
+    finally:
+        eng.terminate()
+        eng.wait(30)
+
+
+@torch.inference_mode()
+def reference(model: Path, t5: Path) -> dict:
+    from safetensors.torch import load_file
+    from stable_audio_tools.inference.generation import generate_diffusion_cond
+
+    cfg = sao_small_config()
+    sat = build_sat_model(cfg, randomize=False)
+    sat.load_state_dict({k: v for k, v in load_file(str(model / "model.safetensors")).items()}, strict=True)
+    sat.pretransform.model.float()          # fp32 throughout (model_half would run the VAE in fp16 on CPU)
+    sat.pretransform.model_half = False
+    from engine.backends.sao_small.conditioners import load_text_encoder
+
+    text = load_text_encoder(str(t5), 64)
+    emb = text.embed(["tight funk drums, 120 BPM"])
+    secs = sat.conditioner.conditioners.seconds_total([11.89], "cpu")
+    cond = {"prompt": (emb, torch.ones(1, 64)), "seconds_total": secs}
+    audio = torch.randn(1, 2, 524288) * 0.2
+    res = {}
+    t0 = time.perf_counter()
+    lat = sat.pretransform.encode(audio)
+    res["encode_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    lat = generate_diffusion_cond(sat, steps=8, cfg_scale=1.0, conditioning_tensors=cond, sample_size=524288,
+                                  seed=1, device="cpu", sampler_type="pingpong", return_latents=True,
+                                  init_audio=None)
+    res["dit_8_steps_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    sat.pretransform.decode(lat)
+    res["decode_s"] = time.perf_counter() - t0
+    res["audio_to_audio_s"] = res["encode_s"] + res["dit_8_steps_s"] + res["decode_s"]
+    res["text_to_audio_s"] = res["dit_8_steps_s"] + res["decode_s"]
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--precision", default="auto")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--skip-reference", action="store_true")
+    ap.add_argument("--json", default=str(WORK / "results.json"))
+    a = ap.parse_args()
+    model, t5, src = setup()
+    res = {"machine": f"{os.cpu_count()} cores, torch {torch.__version__}", "precision": a.precision}
+    res["ours"] = ours(model, t5, src, a.precision, a.repeats)
+    print(json.dumps(res["ours"], indent=1), flush=True)
+    if not a.skip_reference:
+        res["reference"] = reference(model, t5)
+        ref = res["reference"]
+        o = res["ours"]
+        res["speedup_inpaint_first"] = ref["audio_to_audio_s"] / o["inpaint_first_s"]
+        res["speedup_inpaint_repeat"] = ref["audio_to_audio_s"] / statistics.median(o["inpaint_repeat_s"])
+        res["speedup_text_to_audio"] = ref["text_to_audio_s"] / statistics.median(o["generate_11_9s_s"])
+    Path(a.json).write_text(json.dumps(res, indent=1))
+    print(json.dumps(res, indent=1))
+
+
+if __name__ == "__main__":
+    main()
