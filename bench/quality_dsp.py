@@ -1,9 +1,9 @@
 """Inpainting quality of the `dsp` backend against three baselines, on the bench corpus.
 
     .venv/bin/python bench/corpus.py            # once: builds bench/corpus/ (apt packages, ~1 min)
-    .venv/bin/python bench/quality_dsp.py       # ~5-8 min on 2 cores; markdown to stdout,
+    .venv/bin/python bench/quality_dsp.py       # ~4 min on 2 cores; markdown to stdout,
                                                 # JSON to bench/out/quality_dsp.json
-Options: --positions N (per item and span type, default 6), --jobs N (default 2),
+Options: --positions N (per item and span type, default 10), --jobs N (default 2),
 --items SUBSTR (only items whose name contains it), --no-dsp (baselines only).
 
 For every corpus item, spans of 1 beat (a quarter note, 60/bpm s), 1 bar and 2
@@ -97,7 +97,7 @@ def lsd(truth: np.ndarray, est: np.ndarray, sr: int) -> float:
 def onsets(mono: np.ndarray, sr: int) -> np.ndarray:
     """Onset times (s): half-wave rectified log-spectral flux, 10 ms hop, moving-median threshold."""
     hop = max(int(sr * 0.01), 1)
-    n_fft = 1 << int(np.ceil(np.log2(4 * hop)))
+    n_fft = 1 << int(np.ceil(np.log2(2 * hop)))
     if len(mono) < n_fft + 2 * hop:
         return np.zeros(0)
     frames = 1 + (len(mono) - n_fft) // hop
@@ -113,7 +113,7 @@ def onsets(mono: np.ndarray, sr: int) -> np.ndarray:
              if flux[i] > thr[i] and flux[i] >= flux[i - 1] and flux[i] > flux[i + 1]]
     out, last = [], -1e9
     for i in peaks:                                  # at most one onset per 50 ms
-        t = (i * hop + n_fft / 2) / sr
+        t = (i * hop + 0.75 * n_fft) / sr         # a click peaks the flux ~3/4 into the window
         if t - last >= 0.05:
             out.append(t)
             last = t
@@ -318,13 +318,36 @@ def verdict(rows, methods) -> list[str]:
             ok = all(d < v for v in others.values())
             lines.append(f"- {span}: dsp {d:.2f} dB vs " + ", ".join(f"{m} {v:.2f}" for m, v in others.items()) +
                          f" -> {'PASS' if ok else 'FAIL'} (must beat all three)")
+        if span != "beat":                             # where dsp loses, per corpus type
+            for t in dict.fromkeys(r["type"] for r in rows):
+                rt = [r for r in rows if r["span"] == span and r["type"] == t]
+                d = med([r for r in rt if r["method"] == "dsp"], "lsd")
+                worse = [f"{m} {med([r for r in rt if r['method'] == m], 'lsd'):.2f}" for m in methods
+                         if m != "dsp" and med([r for r in rt if r["method"] == m], "lsd") <= d]
+                if worse:
+                    lines.append(f"  - {span} / {t}: dsp {d:.2f} dB loses to " + ", ".join(worse))
     return lines
+
+
+def engine_version() -> str:
+    """Commit of the code under test, and which engine files differ from it (numbers from a dirty
+    tree are still useful while the backend is being tuned, but should say so)."""
+    import subprocess
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT.parent, capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "engine"], cwd=ROOT.parent,
+                               capture_output=True, text=True).stdout.split("\n")
+        dirty = [d[3:] for d in dirty if d.strip()]
+        return head + (f" + uncommitted changes in {', '.join(dirty)}" if dirty else "")
+    except Exception:
+        return "unknown (not a git checkout)"
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="dsp inpainting quality vs baselines")
     ap.add_argument("--corpus", type=Path, default=ROOT / "corpus")
-    ap.add_argument("--positions", type=int, default=6)
+    ap.add_argument("--positions", type=int, default=10)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--items", default="")
     ap.add_argument("--no-dsp", action="store_true")
@@ -354,6 +377,7 @@ def main(argv=None) -> int:
                 print(f"  {got[0]['item']}: {len(got)} fills", file=sys.stderr)
     wall = time.perf_counter() - t0
     types = list(dict.fromkeys(it["type"] for it in items))
+    print(f"engine: {engine_version()}\n")
     print(f"# dsp quality: {len({(r['item'], r['span'], r['start']) for r in rows})} masked spans, "
           f"{len(items)} items, {wall:.0f} s wall\n")
     print("Medians over all spans (LSD dB, lower better; onset F1, higher better; seam dB excess, 0 = original)\n")
@@ -372,8 +396,12 @@ def main(argv=None) -> int:
         print(f"Refusals/errors: {len(errs)}: " + "; ".join(kinds)[:600] + "\n")
     print("Fill time per span (median s): " + ", ".join(
         f"{m} {med([r for r in rows if r['method'] == m], 'seconds'):.3f}" for m in methods) + "\n")
-    print("Pass criterion (issue 2):")
+    print("Pass criterion (issue 2), all items:")
     print("\n".join(verdict(rows, methods)))
+    rest = [r for r in rows if r["type"] != "loop-tiled"]
+    if len(rest) < len(rows):
+        print("\nSame, without loop-tiled (exact repeats, where copying the right bar is trivially perfect):")
+        print("\n".join(v for v in verdict(rest, methods) if not v.startswith("  ")))
     a.json.parent.mkdir(parents=True, exist_ok=True)
     a.json.write_text(json.dumps({"wall_seconds": wall, "rows": rows}, indent=0, default=float))
     return 0
