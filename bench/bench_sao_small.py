@@ -101,7 +101,7 @@ def ours(model: Path, t5: Path, src: Path, precision: str, repeats: int) -> dict
         repeat = [client(port, "inpaint", str(src), "10.0", "12.0", *opts, "--seed", str(2 + k))
                   for k in range(repeats)]
         other = client(port, "inpaint", str(src), "20.0", "22.0", *opts, "--seed", "9")
-        gen = [client(port, "generate", "5.945", *opts, "--seed", str(k)) for k in range(max(1, repeats - 1))]
+        gen = [client(port, "generate", "5.94", *opts, "--seed", str(k)) for k in range(max(1, repeats - 1))]
         r = subprocess.run(SEGUE + ["status", "--detail", "--port", str(port)], capture_output=True, text=True, cwd=ROOT)
         return {"load_s": load_s, "inpaint_first_s": first, "inpaint_repeat_s": repeat,
                 "inpaint_new_region_same_file_s": other, "generate_11_9s_s": gen, "status": r.stdout.strip()}
