@@ -190,3 +190,26 @@ def test_ar_extrapolate_arguments():
         ar_extrapolate(np.zeros((1, 1)), 5)
     assert ar_extrapolate(np.zeros((2, 100)), 0).shape == (2, 0)
     assert np.all(ar_extrapolate(np.zeros((1, 100)), 10) == 0)
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(16, 3000), ch=st.integers(1, 3), data=st.data(), seed=st.integers(0, 2 ** 31 - 1),
+       scale=st.sampled_from([0.0, 1e-6, 1.0, 1e4]))
+def test_any_valid_gap_gives_finite_output_of_the_right_shape(n, ch, data, seed, scale):
+    """Anywhere in any signal (noise, silence, tiny or huge levels; gaps at the edges, with
+    short context on one side, longer than the context): no crash, finite, bounded."""
+    x = scale * np.random.default_rng(seed).standard_normal((ch, n))
+    length = data.draw(st.integers(1, n - 8))
+    start = data.draw(st.integers(0, n - length))
+    if start < 8 and n - start - length < 8:
+        with pytest.raises(ValueError, match="no context"):
+            janssen_fill(x, start, length)
+        return
+    y = janssen_fill(x, start, length)
+    assert y.shape == (ch, length) and y.dtype == np.float32
+    assert np.all(np.isfinite(y))
+    # AR fills of noise do not blow up (extrapolation decays, interpolation is a least-squares fit)
+    assert np.max(np.abs(y)) <= 20 * max(scale, 1e-30) * 6
