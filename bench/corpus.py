@@ -203,7 +203,10 @@ PROGRESSIONS = [[0, 8, 3, 10], [0, 5, 7, 5], [0, 3, 8, 7], [0, 10, 8, 7]]   # se
 
 
 def groove_midi(bpm, num, den, groups, programs, root, seed, bars):
-    import mido
+    try:
+        import mido
+    except ImportError:
+        sys.exit("bench/corpus.py needs mido for the MIDI grooves: .venv/bin/pip install mido")
     rng = np.random.default_rng(seed)
     tpq = 480
     unit = tpq * 4 // den
