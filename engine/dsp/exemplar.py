@@ -40,6 +40,9 @@ POSITION_COST = 2.0          # a donor at another position in the bar
 DISTANCE_COST = 0.05         # donors far away in time (music evolves)
 NOISE = 0.12                 # seeded Gumbel noise: picks among near-equal candidates
 MAX_CANDIDATES = 768
+CONTEXT_WEIGHTS = (1.0, 0.75, 0.5, 0.5)   # units 1..4 away from each region edge
+FINE_COST = 1.0          # full-resolution spectrum of the unit next to each edge (tells song sections apart)
+FINE_FFT = 1024
 GAIN_RANGE = (0.5, 2.0)
 
 
@@ -148,11 +151,17 @@ def _costs(req: FillRequest, feats, ks, known, slots, cand, a, b) -> _Costs:
     J = len(slots)
     unary = np.zeros((J, len(cand)))
     # Left context: the two units before the region against the two before each donor.
-    unary[0] += dist_rows(int(slots[0]) - 1, -1) + 0.5 * dist_rows(int(slots[0]) - 2, -2)
+    # Edges: the units before the region against those before each donor (and after, for inpaint),
+    # at unit resolution over CONTEXT_UNITS units, and at full spectral resolution over the last one.
+    for i, w in enumerate(CONTEXT_WEIGHTS, start=1):
+        unary[0] += w * dist_rows(int(slots[0]) - i, -i)
     unary[0] += _partial(req, F, idx, slots[0], cand, a, b)
+    unary[0] += FINE_COST * scale * _fine_edge(req, slots[0], cand, a, before=True)
     if not req.continuation and b < req.audio.shape[1]:
-        unary[-1] += dist_rows(int(slots[-1]) + 1, 1) + 0.5 * dist_rows(int(slots[-1]) + 2, 2)
+        for i, w in enumerate(CONTEXT_WEIGHTS, start=1):
+            unary[-1] += w * dist_rows(int(slots[-1]) + i, i)
         unary[-1] += _partial(req, F, idx, slots[-1], cand, a, b)
+        unary[-1] += FINE_COST * scale * _fine_edge(req, slots[-1], cand, b, before=False)
     if req.bar_aware and ug.per_bar > 1:
         mismatch = (cand[None, :] - slots[:, None]) % ug.per_bar != 0
         unary += POSITION_COST * scale * mismatch
@@ -186,6 +195,52 @@ def _partial(req: FillRequest, F, idx, k: int, cand, a: int, b: int) -> np.ndarr
     rows = np.array([idx[int(m)] for m in cand])
     d = F[rows][:, mask] - target[None, :]
     return np.mean(d * d, axis=1) * known.mean()
+
+
+def _fine_edge(req: FillRequest, k: int, cand, edge: int, before: bool) -> np.ndarray:
+    """Full-resolution log-spectral distance between the unit-long audio on one side of a region
+    edge and the audio at the same place relative to each donor, normalised to median 1.
+
+    Donor m for slot k is the source shifted by d = start(k) - start(m), so the donor's side
+    of the edge is the window moved by -d. Windows that reach outside the file cost 1.5.
+    """
+    x, ug = req.audio, req.units
+    n = x.shape[1]
+    width = int(min(ug.length, 4 * FINE_FFT))
+    lo = edge - width if before else edge
+    d = ug.start(k) - ug.start(cand)
+    starts = lo - d
+    ok = (starts >= 0) & (starts + width <= n) & (lo >= 0) & (lo + width <= n)
+    if req.continuation:
+        ok &= starts + width <= edge
+    else:
+        region_lo, region_hi = req.start, req.start + req.length
+        ok &= (starts + width <= region_lo) | (starts >= region_hi)
+    out = np.full(len(cand), np.nan)
+    if not ok.any() or lo < 0 or lo + width > n:
+        return np.zeros(len(cand))
+    mono = x.mean(axis=0)
+    hop = max(width // 4, 1)
+    frame = min(FINE_FFT, width)
+    offs = np.arange(0, width - frame + 1, hop)[:4]
+    win = np.hanning(frame).astype(np.float32)
+
+    def spec(st: np.ndarray) -> np.ndarray:
+        idx = st[:, None, None] + offs[None, :, None] + np.arange(frame)[None, None, :]
+        p = np.abs(np.fft.rfft(mono[idx] * win, axis=-1)) ** 2
+        return 10.0 * np.log10(p + 1e-10).reshape(len(st), -1)
+
+    target = spec(np.array([lo]))[0]
+    floor = target.max() - 80.0
+    target = np.maximum(target, floor)
+    sel = np.flatnonzero(ok)
+    for i in range(0, len(sel), 64):  # bounded memory on long files
+        chunk = sel[i:i + 64]
+        cs = np.maximum(spec(starts[chunk]), floor)
+        out[chunk] = np.mean((cs - target[None, :]) ** 2, axis=1)
+    med = np.nanmedian(out) if np.any(np.isfinite(out)) else 1.0
+    med = med if med > 0 else 1.0
+    return np.where(np.isfinite(out), out / med, 1.5)
 
 
 def _viterbi(unary: np.ndarray, trans: np.ndarray) -> np.ndarray:
