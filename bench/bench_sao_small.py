@@ -113,6 +113,10 @@ def ours(model: Path, t5: Path, src: Path, precision: str, repeats: int) -> dict
 @torch.inference_mode()
 def reference(model: Path, t5: Path) -> dict:
     from safetensors.torch import load_file
+
+    from tests.sao.fixtures import install_sat_stubs
+
+    install_sat_stubs()   # SAT imports torchaudio & co. at module level; stand in for them
     from stable_audio_tools.inference.generation import generate_diffusion_cond
 
     cfg = sao_small_config()

@@ -13,8 +13,6 @@ import logging
 import os
 import signal
 import sys
-import threading
-from pathlib import Path
 
 from . import __version__
 from .errors import SegueError
@@ -25,6 +23,9 @@ DEFAULT_PORT = 9137
 # ---------------------------------------------------------------- serve
 
 def cmd_serve(args) -> int:
+    # numpy's BLAS threads cost more than they give on the dsp backend's small products
+    # (measured ~10 ms per call on a busy 2-core machine); must be set before numpy loads.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from bridge.osc_server import OscServer
 
     from .backends import BackendConfig, create
@@ -35,7 +36,7 @@ def cmd_serve(args) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log = logging.getLogger("segue")
     config = BackendConfig(model=args.model, text_encoder=args.text_encoder, device=args.device,
-                           precision=args.precision)
+                           precision=args.precision, extra=_backend_options(args.option or []))
     try:
         backend = create(args.backend, config)
         log.info("loading backend %s", args.backend)
@@ -68,6 +69,27 @@ def cmd_serve(args) -> int:
     finally:
         engine.stop()
     return 0
+
+
+def _backend_options(pairs: list[str]) -> dict:
+    """--option KEY=VALUE pairs -> BackendConfig.extra, numbers and booleans parsed."""
+    out: dict = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SegueError("bad_option", f"--option {pair!r} must look like KEY=VALUE")
+        low = value.lower()
+        if low in ("true", "false"):
+            out[key] = low == "true"
+            continue
+        try:
+            out[key] = int(value)
+        except ValueError:
+            try:
+                out[key] = float(value)
+            except ValueError:
+                out[key] = value
+    return out
 
 
 # ---------------------------------------------------------------- client
@@ -266,6 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text-encoder", help="text encoder folder (neural backends)")
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: best available)")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    p.add_argument("--option", action="append", metavar="KEY=VALUE",
+                   help="backend tuning, e.g. context_seconds=3 steps=8 (see docs/sao-small.md)")
     p.add_argument("--allow-dir", action="append", help="extra folder outputs may be written under (repeatable)")
     p.add_argument("--queue-size", type=int, default=16)
     p.add_argument("--timeout", type=float, default=300.0, help="per-request time limit in seconds")

@@ -3,7 +3,6 @@ loop on the spot, ask the engine over OSC to continue it by 4 bars, and show the
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
