@@ -7,6 +7,8 @@ when the file holds too little material around the region.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from ..dsp import tempo
@@ -16,6 +18,7 @@ from ..errors import SegueError
 from .base import Backend, Capabilities, JobContext, Task
 
 SHORT_GAP_SECONDS = 0.1
+TEMPO_WINDOW = 30.0
 
 
 class DspBackend(Backend):
@@ -70,11 +73,16 @@ class DspBackend(Backend):
         key = (task.source_key, task.sr)
         est = self.tempi.get(key) if task.source_key else None
         if est is None:
-            mono = task.audio.mean(axis=0)
+            # The local tempo: at most TEMPO_WINDOW seconds each side of the region (also bounds the cost).
+            lo = max(task.start - int(TEMPO_WINDOW * task.sr), 0)
+            hi = min(task.start + task.length + int(TEMPO_WINDOW * task.sr), task.audio.shape[1])
+            mono = task.audio[:, lo:hi].mean(axis=0)
             if task.kind == "inpaint":  # the region's content is not evidence
-                mono = mono.copy()
-                mono[task.start:task.start + task.length] = 0.0
+                mono[task.start - lo:task.start + task.length - lo] = 0.0
             est = tempo.estimate(mono, task.sr)
+            if est.grid is not None and lo:
+                est = tempo.TempoEstimate(replace(est.grid, downbeat=est.grid.downbeat + lo / task.sr),
+                                          est.confidence, est.onsets + lo / task.sr)
             if task.source_key:
                 self.tempi[key] = est
         if est.grid is not None:
