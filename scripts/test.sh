@@ -16,6 +16,11 @@ if [ -n "$missing" ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing
 fi
 
+# Debian's python3 has no venv/ensurepip until python3-venv is installed.
+if [ ! -x .venv/bin/python ] && ! python3 -c "import ensurepip, venv" >/dev/null 2>&1; then
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-venv
+fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 # torch pinned to the CPU wheel first, so nothing pulls the CUDA build.
 .venv/bin/pip install -q --disable-pip-version-check torch==2.13.0
