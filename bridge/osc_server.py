@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import sys
 import threading
 
 from engine import __version__
@@ -20,6 +21,20 @@ from .protocol import Double, ProtocolError, decode, encode, is_loopback, parse
 log = logging.getLogger("segue.osc")
 
 MAX_DATAGRAM = 65535
+
+
+def resident_bytes() -> int:
+    """The engine's resident memory (Linux /proc; peak RSS elsewhere)."""
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024
 
 
 class OscServer:
@@ -99,7 +114,9 @@ class OscServer:
                 st = self.engine.status()
                 out = [req.id, st["state"], st["backend"], st["queued"], st["running"]]
                 if req.opt("detail"):
-                    out.append(json.dumps(self.engine.backend.info()))
+                    info = dict(self.engine.backend.info())
+                    info.setdefault("rss_bytes", resident_bytes())
+                    out.append(json.dumps(info))
                 reply("/segue/status", out)
             elif req.kind == "cancel":
                 if not self.engine.cancel(req.id):

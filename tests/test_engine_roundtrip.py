@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -35,7 +36,8 @@ def test_ping_and_status(engine):
         assert st.final.args[0] == "s1" and st.final.args[1] in ("idle", "busy") and st.final.args[2] == "dsp"
         assert isinstance(st.final.args[3], int)
         detail = c.call("/segue/status", ["s2", "detail", 1])
-        assert '"device"' in detail.final.args[5]
+        info = json.loads(detail.final.args[5])
+        assert info["device"] == "cpu" and 10e6 < info["rss_bytes"] < 300e6  # the dsp engine stays small
 
 
 def test_inpaint_exact_length_rate_channels_and_source_untouched(engine, sources):
