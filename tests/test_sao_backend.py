@@ -14,26 +14,17 @@ pytest.importorskip("safetensors")
 
 from engine.backends import create  # noqa: E402
 from engine.backends.base import BackendConfig, JobContext, Task  # noqa: E402
-from engine.backends.sao_small.config import SaoConfig  # noqa: E402
-from engine.backends.sao_small.loading import SaoModel, export_official_state_dict, load_model  # noqa: E402
+from engine.backends.sao_small.loading import load_model  # noqa: E402
 from engine.errors import Cancelled, SegueError  # noqa: E402
 from engine.timeline import Grid  # noqa: E402
-from tests.sao.fixtures import make_t5_folder, serving_config, write_model_folder  # noqa: E402
+from tests.sao.fixtures import write_model_folder, write_serving_folders  # noqa: E402
 
 SR = 48000
 
 
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory):
-    root = tmp_path_factory.mktemp("sao_serving")
-    cfg = serving_config()
-    torch.manual_seed(0)
-    model = SaoModel(SaoConfig.from_dict(cfg))
-    for p in model.parameters():                      # small random weights everywhere
-        p.data.normal_(0, 0.05)
-    write_model_folder(root / "model", cfg, export_official_state_dict(model))
-    make_t5_folder(root / "t5", d_model=16)
-    return root
+    return write_serving_folders(tmp_path_factory.mktemp("sao_serving"))
 
 
 @pytest.fixture(scope="module")

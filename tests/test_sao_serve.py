@@ -15,22 +15,13 @@ pytest.importorskip("transformers")
 
 from bridge.client import request_args  # noqa: E402
 from conftest import ROOT, groove, read_audio, start_engine, stop_engine, write_wav  # noqa: E402
-from engine.backends.sao_small.config import SaoConfig  # noqa: E402
-from engine.backends.sao_small.loading import SaoModel, export_official_state_dict  # noqa: E402
 from engine.timeline import Grid, bars_to_samples  # noqa: E402
-from tests.sao.fixtures import make_t5_folder, serving_config, write_model_folder  # noqa: E402
+from tests.sao.fixtures import write_serving_folders  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def sao_engine(tmp_path_factory):
-    root = tmp_path_factory.mktemp("sao_serve")
-    cfg = serving_config()
-    torch.manual_seed(0)
-    model = SaoModel(SaoConfig.from_dict(cfg))
-    for p in model.parameters():
-        p.data.normal_(0, 0.05)
-    write_model_folder(root / "model", cfg, export_official_state_dict(model))
-    make_t5_folder(root / "t5", d_model=16)
+    root = write_serving_folders(tmp_path_factory.mktemp("sao_serve"))
     eng = start_engine(root, "--model", str(root / "model"), "--text-encoder", str(root / "t5"),
                        "--precision", "fp32", backend="sao-small")
     eng.src = write_wav(root / "allowed" / "src.wav", groove(6.0, 48000), 48000)

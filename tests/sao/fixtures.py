@@ -153,3 +153,18 @@ def serving_config() -> dict:
     pc["downsampling_ratio"] = 32
     d["sample_size"] = 32 * 1024
     return d
+
+
+def write_serving_folders(root: Path) -> Path:
+    """root/model (tiny serving-size checkpoint, small random weights, official keys) and root/t5."""
+    from engine.backends.sao_small.config import SaoConfig
+    from engine.backends.sao_small.loading import SaoModel, export_official_state_dict
+
+    cfg = serving_config()
+    torch.manual_seed(0)
+    model = SaoModel(SaoConfig.from_dict(cfg))
+    for p in model.parameters():
+        p.data.normal_(0, 0.05)
+    write_model_folder(root / "model", cfg, export_official_state_dict(model))
+    make_t5_folder(root / "t5", d_model=16)
+    return root
