@@ -210,6 +210,8 @@ class SaoSmallBackend(Backend):
         self._dit_fn(torch.zeros(1, self.cfg.dit.io_channels, n, device=dev), torch.ones(1, device=dev),
                      cross, cross[:, 0])
         self.model.vae.decode(torch.zeros(1, self.cfg.vae.latent_dim, 2, device=dev))
+        # the encoder too: its weights and kernels are otherwise first touched by the first edit (~1 s)
+        self.model.vae.encode(torch.zeros(1, 2, 4 * self.cfg.vae.downsampling_ratio, device=dev))
         self.text.embed([""])
 
     def _need_loaded(self) -> None:
