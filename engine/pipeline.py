@@ -21,7 +21,7 @@ from .audio_io import Source, SourceReader, fit_length, match_channels, safe_ste
 from .backends.base import Backend, JobContext, Task
 from .errors import SegueError
 from .paths import OutputRoots
-from .timeline import Grid, bars_to_samples, span_to_samples
+from .timeline import Grid, bars_to_samples, round_half_up, span_to_samples
 
 log = logging.getLogger("segue.pipeline")
 
@@ -72,7 +72,7 @@ def build_task(req, source: Source | None) -> Task:
             raise SegueError("bad_region", f"region {req.start:g}-{req.end:g} s is shorter than one sample")
         return Task(kind="inpaint", sr=sr, channels=source.channels, start=start, length=length,
                     audio=source.audio, source_key=source.key, **common)
-    at = int(round(req.at * sr))
+    at = round_half_up(req.at * sr)
     if at > source.frames + 1:
         raise SegueError("bad_region", f"at {req.at:g} s lies past the end of the file ({source.file_seconds:.3f} s)")
     at = min(at, source.frames)

@@ -66,11 +66,17 @@ class Grid:
         return range(k0, max(k1, k0 + 1))
 
 
+def round_half_up(x: float) -> int:
+    """The protocol's rounding: floor(x + 0.5), as JavaScript's Math.round and the usual Lua idiom,
+    so every client computes the same sample counts (Python's round() would go to even on .5)."""
+    return int(math.floor(x + 0.5))
+
+
 def bars_to_samples(bars: float, grid: Grid, sr: int) -> int:
     """Exact output length of a continuation: round(bars * bar_quarters * 60 / bpm * sr)."""
-    return int(round(bars * grid.bar_quarters * 60.0 / grid.bpm * sr))
+    return round_half_up(bars * grid.bar_quarters * 60.0 / grid.bpm * sr)
 
 
 def span_to_samples(start: float, end: float, sr: int) -> tuple[int, int]:
     """(first sample, length) of the span [start, end) at rate sr, as protocol v1 defines it."""
-    return int(round(start * sr)), int(round((end - start) * sr))
+    return round_half_up(start * sr), round_half_up((end - start) * sr)

@@ -86,8 +86,12 @@ def test_continue_exact_bars(engine, sources, bpm, sig, bars, sr):
     assert np.sqrt(np.mean(y ** 2)) > 0.01  # real audio, not silence
 
 
-def test_seven_eight_bar_length():
+def test_seven_eight_bar_length_and_rounding():
     assert Grid(120.0, 7, 8).bar_seconds == pytest.approx(1.75)
+    from engine.timeline import round_half_up, span_to_samples
+
+    assert round_half_up(2.5) == 3 and round(2.5) == 2      # not Python's round-half-even
+    assert span_to_samples(0.5, 1.0, 3) == (2, 2)           # 1.5 -> 2 for both start and length
 
 
 def test_variations_differ_and_are_reproducible(engine, sources):
@@ -262,3 +266,21 @@ def test_f32_option_sends_no_float64(engine, sources):
             if data.startswith(b"/segue/done"):
                 break
         assert b",ssfi" in data and b",ssdi" not in data
+
+
+def test_ten_minute_and_one_second_sources(engine, sources, tmp_path_factory):
+    """The dsp backend's range of source lengths: 10 minutes (22.05 kHz mono) and 1 second."""
+    d = tmp_path_factory.mktemp("lengths")
+    long = write_wav(d / "ten_minutes.wav", np.tile(groove(30.0, 22050, channels=1), (1, 20)), 22050)
+    for opts in ({"bpm": 120.0}, {}):  # given grid, and estimated over the region's neighbourhood
+        out = call(engine, "/segue/inpaint", [str(long), 300.25, 302.25], **opts)
+        assert out.final.address == "/segue/done", out.final.args
+        y, sr = read_audio(out.final.args[1])
+        assert sr == 22050 and y.shape == (1, 44100)
+    # one second of audio: a drum-hit-sized gap is filled (AR), a bar-long one is refused honestly
+    out = call(engine, "/segue/inpaint", [str(sources["short"]), 0.5, 0.55])
+    assert out.final.address == "/segue/done", out.final.args
+    # (0.55 - 0.5) * 22050 = 1102.5000000000009: round half up gives 1103, as any client computes it
+    assert read_audio(out.final.args[1])[0].shape == (2, 1103)
+    out = call(engine, "/segue/inpaint", [str(sources["short"]), 0.2, 0.8], bpm=120.0)
+    assert out.final.address == "/segue/error" and out.final.args[1] == "insufficient_context"
