@@ -12,7 +12,8 @@ from dataclasses import replace
 import numpy as np
 
 from ..dsp import tempo
-from ..dsp.exemplar import FeatureCache, FillRequest, fill, grid_units, onset_units
+from ..dsp.exemplar import FeatureCache, FillRequest, fill, onset_units
+from ..dsp.units import unit_grid
 from ..dsp.janssen import janssen_fill
 from ..errors import SegueError
 from .base import Backend, Capabilities, JobContext, Task
@@ -68,7 +69,7 @@ class DspBackend(Backend):
         if task.grid is not None:
             g = task.grid
             ctx.progress(0.1, f"grid: {g.bpm:g} BPM {g.num}/{g.den} given")
-            return grid_units(g, task.sr), True, task.source_key
+            return unit_grid(g, task.sr), True, task.source_key
         ctx.progress(0.05, "analyse: estimating tempo")
         key = (task.source_key, task.sr)
         est = self.tempi.get(key) if task.source_key else None
@@ -87,6 +88,6 @@ class DspBackend(Backend):
                 self.tempi[key] = est
         if est.grid is not None:
             ctx.progress(0.1, f"grid: {est.grid.bpm:.1f} BPM estimated (confidence {est.confidence:.2f})")
-            return grid_units(est.grid, task.sr), False, task.source_key
+            return unit_grid(est.grid, task.sr), False, task.source_key
         ctx.progress(0.1, "grid: no steady pulse found; working at onset level (250 ms units)")
         return onset_units(est.onsets, task.sr, task.start), False, task.source_key

@@ -29,9 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import SegueError
-from ..timeline import Grid
-from .janssen import ar_extrapolate
-from .units import SUBDIVISIONS, BANDS, UnitGrid, normalise, pairwise, unit_features
+from .seams import join_source
+from .units import BANDS, SUBDIVISIONS, UnitGrid, normalise, pairwise, unit_features
 
 RUN_FADE_SECONDS = 0.010     # crossfade between donor runs (half on each side of the boundary)
 EDGE_FADE_SECONDS = 0.020    # crossfade from the source's extrapolation into the fill
@@ -280,7 +279,8 @@ def _render(req: FillRequest, slots, donors, a: int, b: int, fade: int) -> np.nd
         if r1 < len(slots):
             _ramp(seg, t0, hi - half, 2 * half, rising=False)
         y[:, t0 - a:t1 - a] += seg
-    return _join_edges(req, y, a, b)
+    m = min(int(EDGE_FADE_SECONDS * req.sr), L // 2)
+    return join_source(y, req.audio, a, m if m >= 2 else 0, right=not req.continuation)
 
 
 def _slice(x: np.ndarray, lo: int, hi: int) -> np.ndarray:
@@ -332,33 +332,8 @@ def _run_gain(x, a: int, b: int, d: int, sr: int, continuation: bool) -> float:
     return float(np.clip(num / den, *GAIN_RANGE))
 
 
-def _join_edges(req: FillRequest, y: np.ndarray, a: int, b: int) -> np.ndarray:
-    x, sr = req.audio, req.sr
-    L = y.shape[1]
-    m = min(int(EDGE_FADE_SECONDS * sr), L // 2)
-    if m < 2:
-        return y
-    ramp = 0.5 * np.pi * (np.arange(m) + 0.5) / m
-    ctx = min(a, 4096)
-    if ctx >= 64:
-        lead = ar_extrapolate(x[:, a - ctx:a], m)
-        y[:, :m] = np.cos(ramp) * lead + np.sin(ramp) * y[:, :m]
-    n = x.shape[1]
-    ctx = min(n - b, 4096)
-    if not req.continuation and ctx >= 64:
-        tail = ar_extrapolate(x[:, b:b + ctx][:, ::-1], m)[:, ::-1]
-        y[:, L - m:] = np.cos(ramp) * y[:, L - m:] + np.sin(ramp) * tail
-    return y
-
-
 def onset_units(onsets: np.ndarray, sr: int, start: int, seconds: float = 0.25) -> UnitGrid:
     """Units for audio without a steady pulse: fixed length, phased on the onset nearest before the region."""
     before = onsets[onsets * sr <= start]
     origin = float(before[-1] * sr) if len(before) else 0.0
     return UnitGrid(origin=origin, length=seconds * sr, per_bar=1)
-
-
-def grid_units(grid: Grid, sr: int) -> UnitGrid:
-    from .units import unit_grid
-
-    return unit_grid(grid, sr)

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from ...audio_io import resample
-from ...dsp.janssen import ar_extrapolate
+from ...dsp.seams import join_source
 from ...errors import SegueError
 from ..base import Backend, BackendConfig, Capabilities, JobContext, Task
 from .conditioners import TextEncoder, load_text_encoder
@@ -133,12 +133,6 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
         else:
             i += 1
     return out
-
-
-def equal_power(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """(fade_out, fade_in) of n samples with fade_out^2 + fade_in^2 = 1."""
-    th = (np.arange(n, dtype=np.float64) + 0.5) / n * (np.pi / 2)
-    return np.cos(th).astype(np.float32), np.sin(th).astype(np.float32)
 
 
 class SaoSmallBackend(Backend):
@@ -471,15 +465,7 @@ class SaoSmallBackend(Backend):
         if task.kind == "inpaint" and src_audio is not None:
             # Fade from (and back to) an AR extrapolation of the source around the region, not the
             # region's own old audio: a drum hit being replaced must not leak into the first 30 ms.
-            fo, fi = equal_power(xf)
-            s, e = task.start, task.start + task.length
-            n = src_audio.shape[-1]
-            if s >= 64:
-                lead = ar_extrapolate(src_audio[:, max(s - 4096, 0): s], xf)
-                out[:, :xf] = lead[: out.shape[0]] * fo + out[:, :xf] * fi
-            if n - e >= 64:
-                tail = ar_extrapolate(src_audio[:, e: e + 4096][:, ::-1], xf)[:, ::-1]
-                out[:, -xf:] = out[:, -xf:] * fo + tail[: out.shape[0]] * fi
+            join_source(out, src_audio, task.start, xf)
         elif task.kind == "continue" and src_audio is not None and src_audio.shape[-1] >= 2:
             # continue the source's last sample and slope, the correction fading out over xf samples
             last = src_audio[:, -1]
