@@ -225,7 +225,6 @@ def cmd_generate(args) -> int:
 
 
 def cmd_ping(args) -> int:
-    args.id = args.id or None
     return _run_request(args, "/segue/ping", [], {})
 
 

@@ -17,7 +17,7 @@ from typing import Callable
 
 from .audio_io import SourceReader, probe
 from .backends.base import Backend, JobContext
-from .errors import Cancelled, SegueError
+from .errors import SegueError
 from .paths import OutputRoots
 from .pipeline import check_region, render
 
@@ -33,7 +33,6 @@ class Job:
     backend: Backend
     timeout: float
     cancelled: threading.Event = field(default_factory=threading.Event)
-    accepted_at: float = field(default_factory=time.monotonic)
 
     @property
     def id(self) -> str:
@@ -151,10 +150,7 @@ class Engine:
         ctx = JobContext(report=report, cancelled=job.cancelled.is_set, deadline=t0 + job.timeout)
         try:
             result = render(req, job.backend, self.reader, self.roots, ctx)
-        except Cancelled as e:
-            log.info("%s %s cancelled", req.kind, req.id)
-            job.reply("/segue/error", [req.id, e.code, e.message])
-        except SegueError as e:
+        except SegueError as e:  # cancelled and timed-out requests too
             log.info("%s %s failed: %s", req.kind, req.id, e)
             job.reply("/segue/error", [req.id, e.code, e.message])
         except MemoryError:
