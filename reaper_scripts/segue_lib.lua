@@ -569,12 +569,8 @@ function M.add_take(item, path, name)
   return take
 end
 
--- New item on track over [pos, pos+len) with one take per path (the first active).
-function M.new_item(track, pos, len, paths, name)
-  local item = reaper.AddMediaItemToTrack(track)
-  reaper.SetMediaItemInfo_Value(item, "D_POSITION", pos)
-  reaper.SetMediaItemInfo_Value(item, "D_LENGTH", len)
-  reaper.SetMediaItemInfo_Value(item, "B_LOOPSRC", 0)
+-- One take per path on item (named "name vK" when there are several), the first active.
+function M.add_takes(item, paths, name)
   local first
   for k, path in ipairs(paths) do
     local take = M.add_take(item, path, #paths > 1 and string.format("%s v%d", name, k) or name)
@@ -582,6 +578,15 @@ function M.new_item(track, pos, len, paths, name)
   end
   reaper.SetActiveTake(first)
   reaper.UpdateItemInProject(item)
+end
+
+-- New item on track over [pos, pos+len) with one take per path (the first active).
+function M.new_item(track, pos, len, paths, name)
+  local item = reaper.AddMediaItemToTrack(track)
+  reaper.SetMediaItemInfo_Value(item, "D_POSITION", pos)
+  reaper.SetMediaItemInfo_Value(item, "D_LENGTH", len)
+  reaper.SetMediaItemInfo_Value(item, "B_LOOPSRC", 0)
+  M.add_takes(item, paths, name)
   return item
 end
 
@@ -593,13 +598,7 @@ function M.land_as_takes(item, a, b, paths, name)
   local mid = item
   if a > pos + EPS then mid = reaper.SplitMediaItem(item, a) end
   if b < pos + len - EPS then reaper.SplitMediaItem(mid, b) end
-  local first
-  for k, path in ipairs(paths) do
-    local take = M.add_take(mid, path, #paths > 1 and string.format("%s v%d", name, k) or name)
-    first = first or take
-  end
-  reaper.SetActiveTake(first)
-  reaper.UpdateItemInProject(mid)
+  M.add_takes(mid, paths, name)
   return mid
 end
 
