@@ -203,7 +203,7 @@ class DspFill:
 
     def __call__(self, xm, s, L, sr, grid):
         from engine.backends.base import JobContext, Task
-        task = Task(kind="inpaint", sr=sr, channels=xm.shape[0], start=s, length=L, audio=xm,
+        task = Task(kind="inpaint", sr=sr, channels=xm.shape[0], start_sample=s, frames=L, audio=xm,
                     grid=grid, seed=0)
         return self.b.inpaint(task, JobContext())[0]
 

@@ -60,8 +60,8 @@ def build_task(req, source: Source | None) -> Task:
                   variations=opts.get("variations", 1))
     if req.kind == "generate":
         sr = opts.get("sr", GENERATE_SR)
-        return Task(kind="generate", sr=sr, channels=2, start=0,
-                    length=bars_to_samples(req.bars, grid, sr), **common)
+        return Task(kind="generate", sr=sr, channels=2, start_sample=0,
+                    frames=bars_to_samples(req.bars, grid, sr), **common)
     sr = source.sr
     if req.kind == "inpaint":
         start, length = span_to_samples(req.start, req.end, sr)
@@ -70,14 +70,14 @@ def build_task(req, source: Source | None) -> Task:
                              f"({source.file_seconds:.3f} s long)")
         if length <= 0:
             raise SegueError("bad_region", f"region {req.start:g}-{req.end:g} s is shorter than one sample")
-        return Task(kind="inpaint", sr=sr, channels=source.channels, start=start, length=length,
+        return Task(kind="inpaint", sr=sr, channels=source.channels, start_sample=start, frames=length,
                     audio=source.audio, source_key=source.key, **common)
     at = round_half_up(req.at * sr)
     if at > source.frames + 1:
         raise SegueError("bad_region", f"at {req.at:g} s lies past the end of the file ({source.file_seconds:.3f} s)")
     at = min(at, source.frames)
-    return Task(kind="continue", sr=sr, channels=source.channels, start=at,
-                length=bars_to_samples(req.bars, grid, sr), audio=source.audio[:, :at],
+    return Task(kind="continue", sr=sr, channels=source.channels, start_sample=at,
+                frames=bars_to_samples(req.bars, grid, sr), audio=source.audio[:, :at],
                 source_key=source.key, **common)
 
 
@@ -102,10 +102,10 @@ def render(req, backend: Backend, reader: SourceReader, roots: OutputRoots, ctx:
         y = np.asarray(y, dtype=np.float32)
         if y.ndim == 1:
             y = y[None]
-        if abs(y.shape[-1] - task.length) > 2:
+        if abs(y.shape[-1] - task.frames) > 2:
             raise SegueError("internal", f"backend {backend.name} returned {y.shape[-1]} samples, "
-                             f"{task.length} asked")
-        y = fit_length(match_channels(y, task.channels), task.length)
+                             f"{task.frames} asked")
+        y = fit_length(match_channels(y, task.channels), task.frames)
         clips.append(np.nan_to_num(y, nan=0.0, posinf=0.0, neginf=0.0))
     ctx.progress(0.97, "write")
     written: list[Path] = []
@@ -119,4 +119,4 @@ def render(req, backend: Backend, reader: SourceReader, roots: OutputRoots, ctx:
             except OSError:
                 pass
         raise
-    return Result(paths=written, seconds=task.length / task.sr, sr=task.sr)
+    return Result(paths=written, seconds=task.frames / task.sr, sr=task.sr)

@@ -6,14 +6,14 @@ source, exact lengths, writing files). A backend only turns a `Task` into audio:
     backend = SomeBackend(BackendConfig(...))
     backend.load()                      # once, at engine start; keeps weights warm
     backend.capabilities()              # what it can do
-    backend.inpaint(task, ctx)          # -> list of (channels, task.length) float32 arrays
+    backend.inpaint(task, ctx)          # -> list of (channels, task.frames) float32 arrays
     backend.continue_(task, ctx)        # one array per variation, at task.sr
     backend.generate(task, ctx)
 
-Contract for the returned arrays: float32, shape (task.channels, task.length),
-sample rate task.sr. Inpaint output covers [task.start, task.start + task.length)
+Contract for the returned arrays: float32, shape (task.channels, task.frames),
+sample rate task.sr. Inpaint output covers [task.start_sample, task.start_sample + task.frames)
 of task.audio and must join it without a click at both edges; continue output
-starts at task.start (task.audio ends there) and must join it without a click.
+starts at task.start_sample (task.audio ends there) and must join it without a click.
 A backend that works at its own rate (44.1 kHz for Stable Audio) resamples in
 and out itself. Long loops call ctx.step(...) so cancellation and timeouts
 take effect between steps.
@@ -58,14 +58,23 @@ class Task:
     kind: TaskKind
     sr: int                                # rate of `audio` and of the output
     channels: int
-    start: int                             # first output sample, in `audio`'s samples
-    length: int                            # output samples, exact
+    start_sample: int                      # first output sample, in `audio`'s samples
+    frames: int                            # output length in samples, exact
     audio: np.ndarray | None = None        # (channels, n) float32; continue: ends at `start`
     grid: Grid | None = None               # None: no tempo given
     prompt: str = ""
     seed: int = 0
     variations: int = 1
     source_key: str | None = None          # content hash of the source, for caches
+    # inpaint: the parts of [start_sample, start_sample + frames) to regenerate, as (start_sample, frames)
+    # pairs absolute in `audio`; the rest of the span comes back bit-identical. Empty = the whole span.
+    regions: list[tuple[int, int]] = field(default_factory=list)
+    hit: str = "replace"                   # short selection holding an onset: "replace" the hit or "remove" it
+    options: dict = field(default_factory=dict)   # backend-specific request options
+
+    def regen_regions(self) -> list[tuple[int, int]]:
+        """The regions to regenerate: `regions`, or the whole output span when none are listed."""
+        return list(self.regions) or [(self.start_sample, self.frames)]
 
 
 class JobContext:

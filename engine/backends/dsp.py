@@ -38,7 +38,7 @@ class DspBackend(Backend):
 
     def inpaint(self, task: Task, ctx: JobContext) -> list[np.ndarray]:
         n = task.audio.shape[1]
-        a, L = task.start, task.length
+        a, L = task.start_sample, task.frames
         if L < SHORT_GAP_SECONDS * task.sr and (a > 0 or a + L < n):
             ctx.progress(0.2, "short gap: AR interpolation (Janssen)")
             y = janssen_fill(task.audio, a, L)
@@ -57,7 +57,7 @@ class DspBackend(Backend):
     def _fill(self, task: Task, ctx: JobContext, continuation: bool) -> list[np.ndarray]:
         units, bar_aware, key = self._units(task, ctx)
         ctx.progress(0.3, "generate 1/2: choosing units")
-        req = FillRequest(audio=task.audio, sr=task.sr, start=task.start, length=task.length, units=units,
+        req = FillRequest(audio=task.audio, sr=task.sr, start=task.start_sample, length=task.frames, units=units,
                           bar_aware=bar_aware, continuation=continuation, seed=task.seed,
                           variations=task.variations)
         cache_key = (key, task.sr, units, task.audio.shape[1]) if key else None
@@ -75,11 +75,11 @@ class DspBackend(Backend):
         est = self.tempi.get(key) if task.source_key else None
         if est is None:
             # The local tempo: at most TEMPO_WINDOW seconds each side of the region (also bounds the cost).
-            lo = max(task.start - int(TEMPO_WINDOW * task.sr), 0)
-            hi = min(task.start + task.length + int(TEMPO_WINDOW * task.sr), task.audio.shape[1])
+            lo = max(task.start_sample - int(TEMPO_WINDOW * task.sr), 0)
+            hi = min(task.start_sample + task.frames + int(TEMPO_WINDOW * task.sr), task.audio.shape[1])
             mono = task.audio[:, lo:hi].mean(axis=0)
             if task.kind == "inpaint":  # the region's content is not evidence
-                mono[task.start - lo:task.start + task.length - lo] = 0.0
+                mono[task.start_sample - lo:task.start_sample + task.frames - lo] = 0.0
             est = tempo.estimate(mono, task.sr)
             if est.grid is not None and lo:
                 est = tempo.TempoEstimate(replace(est.grid, downbeat=est.grid.downbeat + lo / task.sr),
@@ -90,4 +90,4 @@ class DspBackend(Backend):
             ctx.progress(0.1, f"grid: {est.grid.bpm:.1f} BPM estimated (confidence {est.confidence:.2f})")
             return unit_grid(est.grid, task.sr), False, task.source_key
         ctx.progress(0.1, "grid: no steady pulse found; working at onset level (250 ms units)")
-        return onset_units(est.onsets, task.sr, task.start), False, task.source_key
+        return onset_units(est.onsets, task.sr, task.start_sample), False, task.source_key

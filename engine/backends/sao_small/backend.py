@@ -258,7 +258,7 @@ class SaoSmallBackend(Backend):
     def _source(self, task: Task) -> _SourceLatents | None:
         if task.audio is None or task.audio.shape[-1] == 0:
             return None
-        key = (task.source_key, task.sr, task.kind == "continue" and task.start) if task.source_key else None
+        key = (task.source_key, task.sr, task.kind == "continue" and task.start_sample) if task.source_key else None
         if key is not None and key in self._sources:
             self._sources.move_to_end(key)
             return self._sources[key]
@@ -311,8 +311,8 @@ class SaoSmallBackend(Backend):
         src = self._source(task)
         ratio, sr = self.ratio, self.sr
         # region in 44.1 kHz samples
-        a44 = task.start * sr / task.sr
-        b44 = (task.start + task.length) * sr / task.sr
+        a44 = task.start_sample * sr / task.sr
+        b44 = (task.start_sample + task.frames) * sr / task.sr
         fa, fb = int(math.floor(a44 / ratio)), int(math.ceil(b44 / ratio))
         known = src.latents.shape[-1] if src is not None else 0
         if task.kind == "continue":
@@ -349,15 +349,15 @@ class SaoSmallBackend(Backend):
         outs = None
         audio = task.audio if task.audio is not None else np.zeros((task.channels, 0), np.float32)
         pos = 0
-        while pos < task.length:
-            n = min(step, task.length - pos)
-            last = pos + n >= task.length
+        while pos < task.frames:
+            n = min(step, task.frames - pos)
+            last = pos + n >= task.frames
             results = []
             for k in range(task.variations):
-                prev = audio[:, : task.start] if outs is None else np.concatenate([audio[:, : task.start], outs[k]], axis=1)
+                prev = audio[:, : task.start_sample] if outs is None else np.concatenate([audio[:, : task.start_sample], outs[k]], axis=1)
                 if last and right_context and task.kind == "inpaint":
-                    full = np.concatenate([prev, audio[:, task.start + pos + n:]], axis=1)
-                    sub = Task("inpaint", task.sr, task.channels, task.start + pos, n, full, task.grid,
+                    full = np.concatenate([prev, audio[:, task.start_sample + pos + n:]], axis=1)
+                    sub = Task("inpaint", task.sr, task.channels, task.start_sample + pos, n, full, task.grid,
                                task.prompt, task.seed + k + pos, 1, None)
                 elif prev.shape[-1] == 0:
                     sub = Task("generate", task.sr, task.channels, 0, n, None, task.grid, task.prompt,
@@ -368,7 +368,7 @@ class SaoSmallBackend(Backend):
                 results.append(self._edit(sub, JobContext(cancelled=lambda: self._check(ctx)), right_context)[0])
             outs = results if outs is None else [np.concatenate([o, r], axis=1) for o, r in zip(outs, results)]
             pos += n
-            ctx.progress(0.05 + 0.9 * pos / task.length, f"chunk {pos / task.sr:.1f}/{task.length / task.sr:.1f} s")
+            ctx.progress(0.05 + 0.9 * pos / task.frames, f"chunk {pos / task.sr:.1f}/{task.frames / task.sr:.1f} s")
         return outs
 
     @staticmethod
@@ -432,8 +432,8 @@ class SaoSmallBackend(Backend):
     def _paste(self, task: Task, src: _SourceLatents | None, y44: np.ndarray, g0: int) -> np.ndarray:
         """y44: generated stereo at 44.1 kHz starting at model sample g0. -> (channels, length) at task.sr."""
         sr_t = task.sr
-        a44 = task.start * self.sr / sr_t
-        b44 = (task.start + task.length) * self.sr / sr_t
+        a44 = task.start_sample * self.sr / sr_t
+        b44 = (task.start_sample + task.frames) * self.sr / sr_t
         # level match: the generated audio outside the region vs the source there (codec level drift)
         if src is not None:
             idx = np.arange(y44.shape[-1]) + g0
@@ -450,22 +450,22 @@ class SaoSmallBackend(Backend):
         y44 = np.pad(y44, ((0, 0), (g0 - g0a, 0)))
         y = resample(np.ascontiguousarray(y44, dtype=np.float32), self.sr, sr_t)
         first = g0a * sr_t // self.sr                    # task-rate sample of y[:, 0]
-        off = task.start - first
-        out = y[:, off: off + task.length]
-        if out.shape[-1] < task.length:
-            out = np.pad(out, ((0, 0), (0, task.length - out.shape[-1])), mode="edge")
+        off = task.start_sample - first
+        out = y[:, off: off + task.frames]
+        if out.shape[-1] < task.frames:
+            out = np.pad(out, ((0, 0), (0, task.frames - out.shape[-1])), mode="edge")
         out = np.array(out, dtype=np.float32)
         if task.channels == 1:
             out = out.mean(axis=0, keepdims=True)
         elif task.channels > 2:
             out = np.concatenate([out, np.repeat(out[-1:], task.channels - 2, axis=0)])
         xf = int(round(self.crossfade_seconds * sr_t))
-        xf = max(1, min(xf, task.length // 4)) if task.length >= 4 else task.length
+        xf = max(1, min(xf, task.frames // 4)) if task.frames >= 4 else task.frames
         src_audio = task.audio
         if task.kind == "inpaint" and src_audio is not None:
             # Fade from (and back to) an AR extrapolation of the source around the region, not the
             # region's own old audio: a drum hit being replaced must not leak into the first 30 ms.
-            join_source(out, src_audio, task.start, xf)
+            join_source(out, src_audio, task.start_sample, xf)
         elif task.kind == "continue" and src_audio is not None and src_audio.shape[-1] >= 2:
             # continue the source's last sample and slope, the correction fading out over xf samples
             last = src_audio[:, -1]
