@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import SegueError
-from .seams import join_source
+from ..seams import join_source
 from .units import BANDS, SUBDIVISIONS, UnitGrid, normalise, pairwise, unit_features
 
 RUN_FADE_SECONDS = 0.010     # crossfade between donor runs (half on each side of the boundary)
