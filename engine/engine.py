@@ -209,6 +209,8 @@ class Engine:
             if job.finished:
                 return
             job.finished = True
+            if self._running is job:   # status after a done must already say idle
+                self._running = None
             self._results.put(job.id, (time.monotonic(), kind, tuple(args)))
         self._send(job, kind, args)
 

@@ -31,7 +31,7 @@ class DspBackend(Backend):
         self.tempi: dict = {}
 
     def capabilities(self) -> Capabilities:
-        return Capabilities(inpaint=True, continue_=True, generate=False)
+        return Capabilities(inpaint=True, continue_=True, generate=False, max_output_seconds=600.0)
 
     def info(self) -> dict:
         return {"device": "cpu", "dtype": "float32", "weights": "none"}
