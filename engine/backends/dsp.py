@@ -100,7 +100,7 @@ class DspBackend(Backend):
             ctx.progress(0.2, "short gap: AR interpolation (Janssen)")
         outs = [janssen_fill(x, a, L).astype(np.float32)]
         if N > 1:   # further takes: copies of the best-matching stretches of the context
-            for y in copy_fills(x, a, L, sr, N - 1, avoid_hits=onset is None and task.hit == "remove"):
+            for y in copy_fills(x, a, L, sr, N + 1, avoid_hits=onset is None and task.hit == "remove"):
                 if len(outs) < N and distinct(y, outs):
                     outs.append(y)
         ctx.progress(0.9, f"generate {len(outs)}/{N}")
