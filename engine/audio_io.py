@@ -241,6 +241,8 @@ def decode(path: str, check: Check | None = None) -> tuple[np.ndarray, int]:
                 blk = f.read(min(BLOCK_FRAMES, frames - pos), dtype="float32", always_2d=True)
                 if len(blk) == 0:
                     break
+                if not np.isfinite(blk).all():
+                    np.nan_to_num(blk, copy=False, nan=0.0, posinf=1.0, neginf=-1.0)
                 out[:, pos:pos + len(blk)] = blk.T
                 pos += len(blk)
         except SegueError:
@@ -265,7 +267,10 @@ def _decode_pedalboard(path: str, check: Check) -> tuple[np.ndarray, int]:
                 blk = f.read(BLOCK_FRAMES)
                 if blk.shape[-1] == 0:
                     break
-                blocks.append(np.asarray(blk, dtype=np.float32))
+                blk = np.asarray(blk, dtype=np.float32)
+                if not np.isfinite(blk).all():
+                    blk = np.nan_to_num(blk, nan=0.0, posinf=1.0, neginf=-1.0)
+                blocks.append(blk)
                 total += blk.shape[-1]
                 if total > limit:
                     raise SegueError("source_unreadable", f"{path}: decoding gives more audio than "
@@ -283,8 +288,6 @@ def _finish(path: str, out: np.ndarray, got: int, allocated: int) -> np.ndarray:
         raise SegueError("source_unreadable", f"{path} holds no audio frames")
     if got < allocated:
         out = np.ascontiguousarray(out[:, :got]) if got < allocated // 2 else out[:, :got]
-    if not np.isfinite(out).all():
-        np.nan_to_num(out, copy=False, nan=0.0, posinf=1.0, neginf=-1.0)
     return out
 
 

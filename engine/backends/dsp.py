@@ -117,7 +117,8 @@ class DspBackend(Backend):
 
     def _limit(self, task: Task, outs: list[np.ndarray], keep=None) -> list[np.ndarray]:
         """No take peaks above the source's own peak (the kept source parts are left bit-identical)."""
-        peak = float(np.max(np.abs(task.audio))) if task.audio is not None and task.audio.size else 1.0
+        x = task.audio
+        peak = max(float(x.max()), -float(x.min())) if x is not None and x.size else 1.0   # no |x| copy
         res = []
         for y in outs:
             z = limit_peak(y, peak, task.sr)
@@ -132,10 +133,12 @@ class DspBackend(Backend):
     def _fill(self, task: Task, ctx: JobContext, continuation: bool) -> list[np.ndarray]:
         units, bar_aware, key = self._units(task, ctx)
         ctx.progress(0.3, "generate 1/2: choosing units")
+        # An estimated grid holds only locally: donors come from the tempo window around the region.
+        span = None if task.grid is not None else self._window(task)
         req = FillRequest(audio=task.audio, sr=task.sr, start=task.start_sample, length=task.frames, units=units,
                           bar_aware=bar_aware, continuation=continuation, seed=task.seed,
-                          variations=task.variations)
-        cache_key = (key, task.sr, units, task.audio.shape[1]) if key else None
+                          variations=task.variations, span=span)
+        cache_key = (key, task.sr, units, task.audio.shape[1], span) if key else None
         outs = fill(req, self.features, cache_key, check=ctx.check)
         ctx.progress(0.9, f"generate 2/2: {len(outs)} distinct take(s) rendered")
         return outs
@@ -158,8 +161,7 @@ class DspBackend(Backend):
         own frames silenced for inpaint (its content is not evidence)."""
         x, sr = task.audio, task.sr
         hop, n_fft = tempo.frame_params(sr)
-        lo = max(task.start_sample - int(TEMPO_WINDOW * sr), 0)
-        hi = min(task.start_sample + task.frames + int(TEMPO_WINDOW * sr), x.shape[1])
+        lo, hi = self._window(task)
         f0 = -(-lo // hop)
         f1 = max((hi - n_fft) // hop + 1, f0)
         flux = self._flux(task, f0, f1, ctx)
@@ -173,6 +175,12 @@ class DspBackend(Backend):
         t0 = f0 * hop / sr
         grid = replace(est.grid, downbeat=est.grid.downbeat + t0) if est.grid is not None else None
         return tempo.TempoEstimate(grid, est.confidence, est.onsets + t0)
+
+    @staticmethod
+    def _window(task: Task) -> tuple[int, int]:
+        """Samples [lo, hi) within TEMPO_WINDOW seconds of the region."""
+        w = int(TEMPO_WINDOW * task.sr)
+        return max(task.start_sample - w, 0), min(task.start_sample + task.frames + w, task.audio.shape[1])
 
     def _flux(self, task: Task, f0: int, f1: int, ctx: JobContext) -> np.ndarray:
         """Raw onset flux for frames [f0, f1), joined from cached blocks of FLUX_BLOCK frames."""

@@ -58,6 +58,7 @@ class FillRequest:
     continuation: bool
     seed: int = 0
     variations: int = 1
+    span: tuple[int, int] | None = None   # draw donors only from samples [lo, hi) (a local, estimated grid)
 
 
 DIVERSITY_COST = 1.0     # each earlier take that used a (slot, donor) pair makes it this much dearer
@@ -80,6 +81,9 @@ def fill(req: FillRequest, cache: ByteCache | None = None, cache_key=None, check
     # Units wholly inside the file, and which of them are known (clear of the region by a fade).
     k_first = int(np.ceil(-ug.origin / ug.length - 1e-9))
     k_last = int(np.floor((known_end - ug.origin) / ug.length + 1e-9)) - 1
+    if req.span is not None:
+        k_first = max(k_first, int(np.ceil((req.span[0] - ug.origin) / ug.length - 1e-9)))
+        k_last = min(k_last, int(np.floor((req.span[1] - ug.origin) / ug.length + 1e-9)) - 1)
     if k_last < k_first:
         raise SegueError("insufficient_context", "the file is shorter than one grid unit")
     ks = np.arange(k_first, k_last + 1)

@@ -23,8 +23,8 @@ from .janssen import ar_extrapolate
 from .seams import equal_power
 from .takes import distinct
 
-HIT_RISE_DB = 12.0          # an onset: the 2 ms level rises this much over the 20 ms before it
-HIT_FLOOR_DB = -30.0        # ... and reaches within this of the loudest 2 ms of the context
+HIT_RISE_DB = 10.0          # an onset: the 2 ms level rises this much over the 20 ms before it
+HIT_FLOOR_DB = -20.0        # ... and reaches within this of the loudest 2 ms of the second around
 HIT_SECONDS = 0.05          # the part of a hit compared and gain-matched
 SEARCH_SECONDS = 15.0       # context searched for donor hits / stretches, each side
 EDGE_SECONDS = 0.004        # crossfade at each edge of a short fill
@@ -41,20 +41,27 @@ def _envelope(mono: np.ndarray, sr: int) -> tuple[np.ndarray, int]:
 
 
 def onsets(mono: np.ndarray, sr: int) -> np.ndarray:
-    """Onset samples of a 1-D signal: 1 ms frames whose 2 ms level rises HIT_RISE_DB over the 20 ms
-    before and lies within HIT_FLOOR_DB of the loudest frame; at most one per 30 ms."""
-    env, hop = _envelope(mono, sr)
-    if len(env) < 25:
+    """Onset samples of a 1-D signal. On the first difference (which lifts transients over bass and
+    held tones): 1 ms frames whose 2 ms level rises HIT_RISE_DB over the mean of the 20 ms before
+    (3 ms back, so the attack's own ramp does not count), within HIT_FLOOR_DB of the loudest frame
+    in the surrounding second; the frame of steepest rise within 5 ms; at most one per 30 ms."""
+    env, hop = _envelope(np.diff(mono, prepend=mono[:1]), sr)
+    if len(env) < 30:
         return np.zeros(0, dtype=np.int64)
-    padded = np.concatenate([np.full(20, env[0]), env])
-    before = np.lib.stride_tricks.sliding_window_view(padded, 20)[:len(env)].max(axis=1)  # frames f-20..f-1
-    rise = env > before * 10 ** (HIT_RISE_DB / 20) + 1e-9
-    loud = env >= env.max() * 10 ** (HIT_FLOOR_DB / 20)
-    cand = np.flatnonzero(rise & loud)
+    padded = np.concatenate([np.full(23, env[0]), env])
+    before = np.lib.stride_tricks.sliding_window_view(padded, 20)[:len(env)].mean(axis=1)   # f-23..f-4
+    from scipy.ndimage import maximum_filter1d
+    local = maximum_filter1d(env, 1000, mode="nearest")
+    ratio = env / (before + 1e-12)
+    hit = (ratio > 10 ** (HIT_RISE_DB / 20)) & (env >= local * 10 ** (HIT_FLOOR_DB / 20))
     out, last = [], -10 ** 9
-    for f in cand:
+    for f in np.flatnonzero(hit):
         if f - last >= 30:
-            out.append(f)
+            # the start of the attack: the first frame of this burst above the pre-onset level by 6 dB
+            g = f
+            while g > f - 5 and g > 0 and env[g - 1] > 2 * before[f]:
+                g -= 1
+            out.append(g)
             last = f
     return np.asarray(out, dtype=np.int64) * hop
 

@@ -84,10 +84,13 @@ def unit_features(audio: np.ndarray, sr: int, ug: UnitGrid, ks: np.ndarray) -> n
     window = np.hanning(frame).astype(np.float32)
     bands = _band_matrix(n_fft, sr)
     out = np.empty((len(starts), BANDS), dtype=np.float32)
-    step = max(1, (8 << 20) // (frame * 4 * x.shape[0]))  # bound the gather to ~8 MB at a time
+    step = max(1, (1 << 20) // n_fft)   # frames per FFT batch: ~25 MB of temporaries whatever the unit length
     for i in range(0, len(starts), step):
-        idx = starts[i:i + step, None] + np.arange(frame)[None, :]
-        frames = x[:, np.minimum(idx, n - 1)].mean(axis=0) * window
+        st = starts[i:i + step]
+        lo, hi = int(st.min()), min(int(st.max()) + frame, n)
+        mono = x[:, lo:hi].mean(axis=0, dtype=np.float32)   # a contiguous block: no whole-file mono copy
+        idx = np.minimum(st[:, None] - lo + np.arange(frame)[None, :], hi - lo - 1)
+        frames = mono[idx] * window
         power = np.abs(np.fft.rfft(frames, n_fft, axis=1)) ** 2
         out[i:i + step] = power.astype(np.float32) @ bands
     logs = 10.0 * np.log10(out + 1e-10)
