@@ -11,7 +11,7 @@ code is in stable-audio-tools 0.0.20.
 Encoder: WNConv1d mapping 512 -> 768, then every 16 patch tokens get one learned token
 appended (17 per latent frame); 6 transformer blocks; the appended token becomes the
 latent (Linear 768 -> 256). Decoder: Linear 256 -> 768, every latent token gets 16
-learned tokens appended; 6 blocks; the 16 become patch frames (WNConv1d 768 -> 512).
+learned tokens appended; 6 blocks; the 16 (one learned token repeated) become patch frames (WNConv1d 768 -> 512).
 Attention runs in chunks of 34 tokens (2 latent frames): the first half of the blocks
 on disjoint chunks, the second half on chunks shifted by 17 tokens, the sequence
 edge-padded by repeating its first and last 17 tokens. Blocks: DyT norms, differential
@@ -118,10 +118,11 @@ class Resampler(nn.Module):
         k = 3 if cfg.conv_mapping else 1
         if kind == "encoder":
             self.mapping = nn.Conv1d(cfg.io_channels, cfg.dim, k, padding="same", bias=cfg.mapping_bias)
-            self.new_tokens = nn.Parameter(torch.zeros(1, 1, cfg.dim))
         else:
             self.mapping = nn.Conv1d(cfg.dim, cfg.io_channels, k, padding="same", bias=cfg.mapping_bias)
-            self.new_tokens = nn.Parameter(torch.zeros(1, cfg.stride, cfg.dim))
+        # one learned token (variable stride), repeated: once per latent frame (encoder),
+        # `stride` times per latent frame (decoder)
+        self.new_tokens = nn.Parameter(torch.zeros(1, 1, cfg.dim))
         self.transformers = nn.ModuleList([SameBlock(cfg.dim, cfg.dim_heads, cfg.ff_mult) for _ in range(cfg.depth)])
 
     def _chunked(self, x: torch.Tensor) -> torch.Tensor:
@@ -154,7 +155,7 @@ class Resampler(nn.Module):
             x = _pad_to_multiple(x.transpose(1, 2), cfg.chunk_size // cfg.stride, 1)      # (B, N, d)
             b, n = x.shape[0], x.shape[1]
             tokens = x.reshape(b * n, 1, -1)
-            new = self.new_tokens.expand(b * n, -1, -1)
+            new = self.new_tokens.expand(b * n, cfg.stride, -1)
         if noise and cfg.mask_noise > 0:
             new = new + torch.randn(new.shape, generator=generator, dtype=new.dtype, device=new.device) * cfg.mask_noise
         x = torch.cat([tokens, new], dim=1).reshape(b, n * group, -1)
