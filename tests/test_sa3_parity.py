@@ -27,7 +27,7 @@ if not sat020_available():
 
 from engine.backends.sa3_small import canvas as cv  # noqa: E402
 from engine.backends.sa3_small.loading import load_sa3  # noqa: E402
-from engine.backends.sa3_small.sampler import logsnr_schedule  # noqa: E402
+from engine.backends.sa3_small.sampler import build_schedule, logsnr_schedule  # noqa: E402
 
 TOL = 1e-4
 PROMPT = "drum loop 120 bpm"
@@ -133,6 +133,20 @@ def test_seconds_conditioner_matches(pair):
 def test_schedule_is_logsnr_shift():
     want = [1, .99438, .98448, .95791, .89090, .74555, .51250, .27389, 0]
     assert torch.allclose(logsnr_schedule(8), torch.tensor(want), atol=2e-5)
+
+
+def test_every_distribution_shift_matches(pair):
+    """The config may select another sampling shift (the official TensorRT script uses "full")."""
+    _, R = pair
+    ref = R["schedules"]
+    n = 0
+    for i, (kind, _, args) in enumerate(R["shift_cases"]):
+        for seq, sigma_max in ((54, 1.0), (1292, 1.0), (300, 0.7)):
+            want = ref[(i, seq, sigma_max)]
+            got = build_schedule(8, sigma_max, kind, seq, **args)
+            assert torch.allclose(got, want, atol=1e-6, rtol=1e-5), (kind, args, seq, sigma_max)
+            n += 1
+    assert n == 18
 
 
 @pytest.mark.parametrize("name", ["inpaint", "continue", "inpaint_cfg", "generate"])

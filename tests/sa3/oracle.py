@@ -65,6 +65,14 @@ def _import_sat(target: str):
     return create_diffusion_cond_from_config, generate_diffusion_cond_inpaint
 
 
+SHIFT_CASES = [("logsnr", "LogSNRShift", {"rate": 0, "anchor_logsnr": -6.2, "logsnr_end": 2.0}),
+               ("logsnr", "LogSNRShift", {"rate": 1.0}),
+               ("full", "DistributionShift", {}),
+               ("full", "DistributionShift", {"base_shift": 0.3, "max_shift": 2.0, "use_sine": True}),
+               ("flux", "FluxDistributionShift", {"alpha_min": 1.5, "alpha_max": 6.93}),
+               ("none", "IdentityDistributionShift", {})]
+
+
 def _refs(model, generate, cfg: dict) -> dict:
     import torch
 
@@ -118,6 +126,16 @@ def _refs(model, generate, cfg: dict) -> dict:
         out["prompt_emb"], out["prompt_mask"] = emb, m
         out["seconds_emb"] = conds["seconds_total"](seconds, "cpu")[0]
 
+    # --- schedules: every distribution shift the config may select
+    from stable_audio_tools.inference import sampling as S
+
+    out["schedules"] = {}
+    for i, (kind, cls, args) in enumerate(SHIFT_CASES):
+        for seq, sigma_max in ((54, 1.0), (1292, 1.0), (300, 0.7)):
+            shift = getattr(S, cls)(**args)
+            out["schedules"][(i, seq, sigma_max)] = S.build_schedule(8, sigma_max=sigma_max, dist_shift=shift,
+                                                                        effective_seq_len=seq)
+
     # --- whole trajectories through the official generate path
     src = torch.randn(2, int(4.2 * sr), generator=g) * 0.2
     out["traj_in"] = dict(src=src)
@@ -164,7 +182,9 @@ def main(target: str, job_path: str) -> None:
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(folder / "model.safetensors"))
     if job.get("refs", False):
-        torch.save(_refs(model, generate, cfg), str(folder / "refs.pt"))
+        refs = _refs(model, generate, cfg)
+        refs["shift_cases"] = SHIFT_CASES
+        torch.save(refs, str(folder / "refs.pt"))
     print(json.dumps({"tensors": len(state), "params": sum(v.numel() for v in state.values())}))
 
 

@@ -127,7 +127,7 @@ def test_missing_or_broken_files(folder, what, expect):
     (("model", "diffusion", "config", "global_cond_type"), "prepend", "global_cond_type"),
     (("model", "diffusion", "diffusion_objective"), "v", "diffusion_objective"),
     (("model", "pretransform", "config", "bottleneck", "type"), "vae", "bottleneck"),
-    (("model", "diffusion", "sampling_distribution_shift_options"), {"type": "flux"}, "sampling_distribution_shift"),
+    (("model", "diffusion", "sampling_distribution_shift_options"), {"type": "cosine"}, "sampling_distribution_shift"),
     (("model_type",), "diffusion_uncond", "model_type"),
 ])
 def test_unsupported_config_is_named(path, value, named):

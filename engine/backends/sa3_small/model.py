@@ -31,7 +31,7 @@ from .conditioner import PromptConditioner, SecondsConditioner
 from .config import Sa3Config
 from .dit import DiT
 from .same import SameAutoencoder
-from .sampler import logsnr_schedule, sample_pingpong
+from .sampler import build_schedule, sample_pingpong
 
 
 @dataclass
@@ -121,15 +121,17 @@ class SA3Model(nn.Module):
         local = torch.cat([mask, masked_latents.to(x.dtype)], dim=1)
         return self.dit(x, t, cond.cross, cond.glob, local, keep, cfg_scale=cfg_scale, apg_scale=apg_scale)
 
-    def schedule(self, steps: int, seconds_total: float | None = None, sigma_max: float = 1.0) -> torch.Tensor:
-        """The configured LogSNRShift schedule (steps + 1,) from sigma_max to 0."""
+    def schedule(self, steps: int, frames: int, seconds_total: float | None = None,
+                 sigma_max: float = 1.0) -> torch.Tensor:
+        """The configured schedule (steps + 1,) from sigma_max to 0. The shift sees the effective
+        length ceil(int(seconds_total * sr) / 4096) when the config says so, else `frames`."""
         from .canvas import effective_latents
 
         s = self.cfg.sampling
-        seq = None
-        if s.rate != 0.0 and s.use_effective_length_for_schedule and seconds_total is not None:
+        seq = frames
+        if s.use_effective_length_for_schedule and seconds_total is not None:
             seq = effective_latents(seconds_total, self.cfg.sample_rate, self.samples_per_latent)
-        return logsnr_schedule(steps, sigma_max, s.anchor_logsnr, s.logsnr_end, s.rate, seq, s.anchor_length)
+        return build_schedule(steps, sigma_max, s.shift, seq, **dict(s.shift_args))
 
     @torch.no_grad()
     def inpaint(self, cond: Conditioning, mask: torch.Tensor | None, masked_latents: torch.Tensor | None,
@@ -149,7 +151,7 @@ class SA3Model(nn.Module):
             n = frames if frames is not None else masked_latents.shape[-1]
             noise = torch.randn((b, self.cfg.dit.io_channels, n), generator=generator)
         x = noise.to(dt)
-        sigmas = self.schedule(steps, max(cond.seconds) if cond.seconds else None)
+        sigmas = self.schedule(steps, x.shape[-1], max(cond.seconds) if cond.seconds else None)
 
         def model(x, t):
             return self.velocity(x, t, cond, mask, masked_latents, keep, cfg_scale, apg_scale)
