@@ -35,6 +35,7 @@ from torch import nn
 
 from .config import AutoencoderConfig, SameConfig
 from .dit import Rotary, apply_rotary
+from .sampler import randn_from
 
 
 class DyT(nn.Module):
@@ -157,7 +158,7 @@ class Resampler(nn.Module):
             tokens = x.reshape(b * n, 1, -1)
             new = self.new_tokens.expand(b * n, cfg.stride, -1)
         if noise and cfg.mask_noise > 0:
-            new = new + torch.randn(new.shape, generator=generator, dtype=new.dtype, device=new.device) * cfg.mask_noise
+            new = new + randn_from(generator, new) * cfg.mask_noise
         x = torch.cat([tokens, new], dim=1).reshape(b, n * group, -1)
         x = self._chunked(x).reshape(b * n, group, -1)
         if self.kind == "encoder":
@@ -208,7 +209,7 @@ class SoftNorm(nn.Module):
             x = x * self.running_std
         if noise and self.noise_regularize:
             scale = self.running_std if self.running_std is not None else x.std(dim=-1, keepdim=True)
-            x = x + torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device) * scale * 1e-3
+            x = x + randn_from(generator, x) * scale * 1e-3
         return x
 
 

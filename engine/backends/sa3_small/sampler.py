@@ -75,6 +75,15 @@ def logsnr_schedule(steps: int, sigma_max: float = 1.0, anchor_logsnr: float = -
                           anchor_logsnr=anchor_logsnr, rate=rate, logsnr_end=logsnr_end)
 
 
+def randn_from(generator: torch.Generator | None, like: torch.Tensor, shape=None) -> torch.Tensor:
+    """Standard normal noise shaped like `like` (or `shape`), drawn on the generator's device (global RNG
+    when None) and moved to like's device and dtype: a CPU generator can drive a GPU model."""
+    dev = generator.device if generator is not None else like.device
+    out = torch.randn(tuple(shape if shape is not None else like.shape), generator=generator, device=dev,
+                      dtype=like.dtype)
+    return out.to(like.device)
+
+
 def pingpong_step(x: torch.Tensor, v: torch.Tensor, t: torch.Tensor, t_next: torch.Tensor,
                   noise: torch.Tensor) -> torch.Tensor:
     """One ping-pong update: full denoise with velocity v at t, re-noise to t_next with `noise`."""
@@ -96,7 +105,7 @@ def sample_pingpong(model: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     for i in range(n):
         t, t_next = sigmas[i].to(x.dtype), sigmas[i + 1].to(x.dtype)
         v = model(x, t * ones)
-        noise = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+        noise = randn_from(generator, x)
         x = pingpong_step(x, v.to(x.dtype), t, t_next, noise)
         if callback is not None:
             callback(i + 1, n)
