@@ -116,6 +116,17 @@ def _refs(model, generate, cfg: dict) -> dict:
         torch.manual_seed(77)
         out["same_decode_noisy"] = pt.decode(z)
 
+    # --- SAME chunked (128 latent frames, overlap 32), as a config with "chunked": true runs it
+    long_audio = torch.randn(1, 2, 150 * 4096 + 333, generator=g) * 0.3
+    long_z = torch.randn(1, io, 150, generator=g)
+    out["same_chunked_in"] = dict(audio=long_audio, z=long_z)
+    pt.chunked = True
+    with torch.no_grad():
+        out["same_chunked_encode"] = pt.encode(long_audio)
+        torch.manual_seed(78)
+        out["same_chunked_decode"] = pt.decode(long_z)
+    pt.chunked = False
+
     # --- conditioners
     prompts = ["drum loop 120 bpm", "warm dark bass house techno beat", "kick"]
     seconds = [0.0, 3.0, 5.5, 384.0, 500.0, -2.0]
