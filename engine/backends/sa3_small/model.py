@@ -137,14 +137,15 @@ class SA3Model(nn.Module):
         local = self.local_conditioning(cond.cross.shape[0], frames, mask, masked_latents)
         return self.dit.prepare(cond.cross, local.to(cond.cross.device), cfg_scale)
 
-    def schedule(self, steps: int, frames: int, seconds_total: float | None = None,
-                 sigma_max: float = 1.0) -> torch.Tensor:
-        """The configured schedule (steps + 1,) from sigma_max to 0. The shift sees the effective
-        length ceil(int(seconds_total * sr) / 4096) when the config says so, else `frames`."""
+    def schedule(self, steps: int, seconds_total: float | None = None, sigma_max: float = 1.0,
+                 frames: int | None = None) -> torch.Tensor:
+        """The configured schedule (steps + 1,) from sigma_max to 0. A length-dependent shift sees the
+        effective length ceil(int(seconds_total * sr) / 4096) when the config says so, else `frames`
+        (the canvas). The default shift (LogSNR, rate 0) depends on neither."""
         from .canvas import effective_latents
 
         s = self.cfg.sampling
-        seq = frames
+        seq = frames or 1
         if s.use_effective_length_for_schedule and seconds_total is not None:
             seq = effective_latents(seconds_total, self.cfg.sample_rate, self.samples_per_latent)
         return build_schedule(steps, sigma_max, s.shift, seq, **dict(s.shift_args))
@@ -168,7 +169,7 @@ class SA3Model(nn.Module):
             noise = torch.randn((b, self.cfg.dit.io_channels, n), generator=generator,
                                 device=generator.device if generator is not None else "cpu")
         x = noise.to(self.dit.transformer.project_in.weight.device, dt)
-        sigmas = self.schedule(steps, x.shape[-1], max(cond.seconds) if cond.seconds else None)
+        sigmas = self.schedule(steps, max(cond.seconds) if cond.seconds else None, frames=x.shape[-1])
 
         prepared = self.prepare(cond, mask, masked_latents, x.shape[-1], cfg_scale)
 
