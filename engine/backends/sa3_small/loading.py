@@ -94,7 +94,8 @@ def export_official_state_dict(model: SA3Model) -> dict[str, torch.Tensor]:
         off = ours_to_official(k)
         if _is_wn(k):
             base = off[: -len(".weight")]
-            out[base + ".weight_g"] = v.reshape(v.shape[0], -1).norm(dim=1).reshape((v.shape[0],) + (1,) * (v.dim() - 1))
+            g = v.reshape(v.shape[0], -1).norm(dim=1)
+            out[base + ".weight_g"] = g.reshape((v.shape[0],) + (1,) * (v.dim() - 1))
             out[base + ".weight_v"] = v.clone()
         else:
             out[off] = v.clone()
