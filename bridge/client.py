@@ -84,8 +84,14 @@ class EngineClient:
         self.addr = (ip, port)
         self.token = token
         family = socket.AF_INET6 if ":" in ip else socket.AF_INET
-        self.sock = socket.socket(family, socket.SOCK_DGRAM)
-        self.sock.bind(("::1" if family == socket.AF_INET6 else "127.0.0.1", 0) if loop else ("", 0))
+        for _ in range(8):
+            self.sock = socket.socket(family, socket.SOCK_DGRAM)
+            self.sock.bind(("::1" if family == socket.AF_INET6 else "127.0.0.1", 0) if loop else ("", 0))
+            # The kernel may hand us the engine's own port number while no engine holds it yet:
+            # a socket connected to itself would read its own request as the reply. Take another.
+            if self.sock.getsockname()[1] != port:
+                break
+            self.sock.close()
         # Connected: the kernel then reports "port unreachable" (ConnectionRefusedError) on
         # loopback at once when nothing listens, instead of a silent wait.
         self.sock.connect(self.addr)

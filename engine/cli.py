@@ -146,9 +146,13 @@ _OPTION_WORDS = ("bpm", "sig", "sr", "downbeat", "prompt", "seed", "variations",
 def cli_message(message: str) -> str:
     """An engine message in the client's terms: `the option bpm` -> `--bpm`, `bpm 500 is` -> `--bpm 500 is`."""
     message = re.sub(r"\b(?:the )?option (\w+)", lambda m: "--" + m.group(1).replace("_", "-"), message)
-    first = message.split(" ", 1)[0]
+    first, _, rest = message.partition(" ")
     if first in _OPTION_WORDS:
-        message = "--" + message
+        return "--" + message
+    if first in ("start", "end", "at", "bars"):  # the positional arguments, as the usage line names them
+        message = first.upper() + " " + re.sub(r"\b(end|start)\b", lambda m: m.group(1).upper(), rest)
+    if message.startswith("time signature"):
+        message = "--sig" + message[len("time signature"):]
     return message
 
 
