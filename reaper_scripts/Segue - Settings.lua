@@ -1,7 +1,7 @@
 -- @description Segue: Settings
 -- @author Segue
--- @version 0.1.0
--- @changelog First release.
+-- @version 0.2.0
+-- @changelog Razor-edit areas on one track go as one request (only the areas regenerated); Remove hit action; a backend per action in Settings; an engine that shuts down or stops answering is reported; `localhost` accepted.
 -- @about
 --   Engine host and port, the segue program path, backend, token, default prompt, landing
 --   mode (take or item), engine auto-start, output folder, default bars and variations,
