@@ -33,6 +33,13 @@ def port_number(text: str) -> int:
     return port
 
 
+def listen_port(text: str) -> int:
+    """argparse type: a port to listen on, 0-65535 (0: any free port)."""
+    if text.strip() == "0":
+        return 0
+    return port_number(text)
+
+
 def _number(lo: float | None = None, hi: float | None = None, what: str = "number", integer: bool = False,
             above: bool = False):
     """argparse type for a finite number in [lo, hi] (or (lo, hi] with above=True)."""
@@ -383,8 +390,6 @@ def _usage_error(args, text: str) -> int:
 
 
 def cmd_inpaint(args) -> int:
-    if args.end <= args.start:
-        return _usage_error(args, f"END ({args.end:g} s) must be after START ({args.start:g} s)")
     return _run_request(args, "/segue/inpaint", [os.path.abspath(os.path.expanduser(args.src)),
                                                  float(args.start), float(args.end)], _options(args))
 
@@ -574,7 +579,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="run the resident engine", formatter_class=_Help,
                        epilog=_examples("segue serve", "segue serve --backend sao-small --port 9200"))
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=port_number, default=DEFAULT_PORT)
+    p.add_argument("--port", type=listen_port, default=DEFAULT_PORT)
     p.add_argument("--token", help="shared secret; required to bind a non-loopback address")
     p.add_argument("--backend", default="dsp", help="dsp (default, no weights) or sao-small")
     p.add_argument("--model", help="model folder or Hugging Face repo id (neural backends)")
@@ -665,7 +670,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="start an engine on dsp, continue a freshly rendered loop, print the result",
                        formatter_class=_Help, epilog=_examples("segue demo", "segue demo --loop-only"))
-    p.add_argument("--port", type=port_number, default=0, help="engine port (0: a free one)")
+    p.add_argument("--port", type=listen_port, default=0, help="engine port (0: a free one)")
     p.add_argument("--loop-only", action="store_true",
                    help="only write the demo's 120 BPM loop and print its path (start nothing)")
     p.set_defaults(func=cmd_demo)

@@ -13,7 +13,6 @@ import re
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 from conftest import ROOT, free_port, read_audio
 
