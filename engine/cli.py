@@ -309,7 +309,12 @@ def _run_request(args, address: str, positional: list, options: dict) -> int:
     quiet = getattr(args, "quiet", False)
     work = address in ("/segue/inpaint", "/segue/continue", "/segue/generate")
     bar = Progress(enabled=work and not quiet, tty=sys.stderr.isatty())
-    status.write(state="sent")
+    try:
+        status.write(state="sent")
+    except OSError as e:
+        print(f"segue {args.command}: error: cannot write --status-file {args.status_file}: {e.strerror}",
+              file=sys.stderr)
+        return 2
     client, problem = _client(args)
     if client is None:
         status.write(state="error", code="bad_request", message=problem)

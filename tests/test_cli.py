@@ -92,6 +92,13 @@ class FakeEngine:
     (["continue", "a.wav", "8", "65", "--bpm", "120"], "BARS: 65 must be above 0 and at most 64"),
     (["renders", "--max-size", "lots"], "is not a size such as 500M"),
     (["ping", "--host", "10.1.2.3"], "not loopback"),
+    (["ping", "--host", "no-such-host.invalid", "--token", "t"], "does not resolve"),
+    (["ping", "--status-file", "/no/such/folder/st"], "cannot write --status-file"),
+    (["inpaint", "a.wav", "x", "2"], "START: 'x' is not a number"),
+    (["continue", "a.wav", "8", "4", "--bpm", "nan"], "'nan' is not a finite number"),
+    (["inpaint", "a.wav", "1", "2", "--hit", "erase"], "invalid choice: 'erase'"),
+    (["renders", "--older-than", "yesterday"], "is not an age such as 90m"),
+    (["frobnicate"], "invalid choice: 'frobnicate'"),
 ])
 def test_usage_errors_exit_2_in_cli_terms(argv, needle):
     proc = segue(*argv)
@@ -142,6 +149,15 @@ def engine(tmp_path_factory):
     eng = start_engine(tmp_path_factory.mktemp("cli-engine"))
     yield eng
     stop_engine(eng)
+
+
+def test_names_resolving_only_to_loopback_count_as_loopback():
+    from bridge.net import is_loopback_host, loopback_address
+
+    assert loopback_address("localhost") == "127.0.0.1"   # /etc/hosts: 127.0.0.1 localhost
+    assert loopback_address("127.0.0.1") == "127.0.0.1" and loopback_address("::1") == "::1"
+    assert not is_loopback_host("10.1.2.3") and not is_loopback_host("no-such-host.invalid")
+    assert not is_loopback_host("") and not is_loopback_host("0.0.0.0")
 
 
 def test_localhost_is_loopback(engine):
@@ -390,3 +406,26 @@ def test_demo_ends_with_where_segue_is_and_runnable_next_commands(tmp_path):
     for c in cmds:
         build_parser().parse_args(shlex.split(c)[1:])   # each one parses as written
     assert "The `segue` program is" in tail or "not installed as a program" in tail
+
+
+def test_a_real_engine_killed_mid_request_ends_the_client_within_seconds(tmp_path, loop):
+    eng = start_engine(tmp_path)
+    status = tmp_path / "long.status"
+    try:
+        req = subprocess.Popen([PY, "-m", "engine.cli", "continue", str(loop), "8.0", "32", "--bpm", "120",
+                                "--variations", "8", "--port", str(eng.port), "--timeout", "300",
+                                "--status-file", str(status)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, cwd=str(ROOT), env={**os.environ, "PYTHONPATH": str(ROOT)})
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and "state=progress" not in (status.read_text() if status.exists() else ""):
+            time.sleep(0.02)
+        eng.proc.kill()                      # no goodbye: the port just closes
+        t0 = time.monotonic()
+        out, err = req.communicate(timeout=60)
+        took = time.monotonic() - t0
+    finally:
+        stop_engine(eng)
+    assert req.returncode == 3, err
+    assert "error engine_gone" in err and "segue serve" in err
+    assert "code=engine_gone" in status.read_text()
+    assert took < 8, took
