@@ -1,9 +1,12 @@
 """`segue`: the engine (`segue serve`) and its command-line client.
 
-Client subcommands print result paths on stdout, draw a progress bar on a
-terminal, and exit 0 on success, 1 on an error reply, 2 on usage errors and
-3 when no engine answers. `--status-file` mirrors every event into a small
-key=value file for callers that cannot read a pipe (the REAPER scripts).
+Client subcommands print result paths on stdout; on stderr the request id, then
+a progress bar on a terminal or one line per stage off it. They exit 0 on
+success, 1 on an error reply, 2 on usage errors and 3 when no engine answers or
+the engine goes away mid-request. `--status-file` mirrors every event into a
+small key=value file for callers that cannot read a pipe (the REAPER scripts).
+`segue renders` lists and prunes the results; `segue demo` is the README's first
+command. Messages name command-line flags (`--bpm`), not protocol options.
 """
 
 from __future__ import annotations
