@@ -126,7 +126,7 @@ class EngineClient:
 
     def call(self, address: str, args: list, timeout: float = 600.0, answer_within: float = 3.0,
              on_event: Callable[[Reply], None] | None = None, probe_every: float = 1.5,
-             gone_after: float = 5.0) -> Outcome:
+             gone_after: float = 6.0) -> Outcome:
         """Send one request and wait for its final reply.
 
         `answer_within`: seconds for the engine's first reply (else NoEngine).
@@ -200,9 +200,11 @@ class EngineClient:
             if asked_result and reply.address == "/segue/error" and len(reply.args) > 1 \
                     and reply.args[1] in NOT_FINISHED + ("unknown_address",):
                 # Not finished as far as the engine knows. Twice in a row while it is idle: it forgot us.
+                # (Twice, 1.5 s apart, so a request caught between the queue and the worker is not
+                # taken for lost; an engine without /segue/result answers unknown_address.)
                 not_found += 1
                 asked_result = False
-                if not_found >= 2 or reply.args[1] == "unknown_address":
+                if not_found >= 2:
                     return Outcome(Reply("/segue/error", [rid, "lost", "the engine finished or dropped this request "
                                                          "but its reply was lost and it cannot send it again "
                                                          "(was it restarted?); send the request again"]), events)

@@ -173,6 +173,7 @@ function anything() {
         // Nothing queued and our accepted request not running, yet no final reply: it was
         // lost on the way (UDP). Ask the engine to send it again.
         if (r.type === "status" && jb && jb.accepted && r.queued === 0 && r.running !== jb.plan.id) {
+            jb.askedResult = true;
             send(core.simpleRequest("/segue/result", jb.plan.id, state.replyPort));
         }
         ui("engine", "Engine: " + r.backend + (r.type === "status" ? " | " + r.state + " | queue " + r.queued : ""));
@@ -182,8 +183,11 @@ function anything() {
     if (!job || r.id !== job.plan.id) return; // a reply for an earlier request
     if (r.type === "accepted") { job.accepted = true; status(job.plan.kind + ": queued at " + r.position); }
     else if (r.type === "progress") { ui("progress", Math.round(r.fraction * 100)); status(job.plan.kind + ": " + r.stage); }
-    else if (r.type === "error" && r.code === "not_found" && job.accepted && !job.cancelRequested) {
-        // The answer to /segue/result: not finished as far as the engine knows. Twice while it is idle: lost.
+    else if (r.type === "error" && (r.code === "not_found" || r.code === "unknown_address") && job.askedResult &&
+             !job.cancelRequested) {
+        // The answer to /segue/result: not finished as far as the engine knows (or an engine without
+        // /segue/result). Twice, one poll apart, while it is idle: lost.
+        job.askedResult = false;
         job.notFound = (job.notFound || 0) + 1;
         if (job.notFound >= 2) failJob(core.errorText("lost", "the engine has no record of this request any more"));
     }

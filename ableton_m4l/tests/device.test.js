@@ -209,8 +209,26 @@ test("device: a lost done is asked for again with /segue/result", () => {
     const ask = max.take(0).find((m) => m[0] === "/segue/result");
     assert.ok(ask, "asked for the result");
     assert.equal(ask[1], req[1]);
+    max.send("/segue/error", req[1], "not_found", "not finished");   // one "not finished" is not yet lost
+    assert.doesNotMatch(max.ui("status").slice(-1)[0] || "", /lost/);
     const out = path.join(tmp, "recovered.wav");
     writeFloatWav(out, 48000, 1, 96000);
     max.send("/segue/done", req[1], out, 2.0, 48000);
     assert.equal(set.calls("create_audio_clip").length, 1);
+});
+
+test("device: an idle engine that twice has no record of the request: lost, said so", () => {
+    const { max } = setup([12, 2, 0]);
+    connect(max);
+    max.send("inpaint");
+    const req = max.take(0).find((m) => m[0] === "/segue/inpaint");
+    max.send("/segue/accepted", req[1], 0);
+    for (let k = 0; k < 2; k++) {
+        max.tick(2000);
+        const poll = max.take(0).find((m) => m[0] === "/segue/status");
+        max.send("/segue/status", poll[1], "idle", "dsp", 0, "");
+        assert.ok(max.take(0).find((m) => m[0] === "/segue/result"));
+        max.send("/segue/error", req[1], "not_found", "no finished request");
+    }
+    assert.match(max.ui("status").slice(-1)[0], /answer was lost.*\[lost\]/);
 });
