@@ -397,7 +397,31 @@ def _usage_error(args, text: str) -> int:
     return 2
 
 
+def _check_regions(text: str, start: float, end: float) -> str | None:
+    """What is wrong with a --regions value ("s1:e1,s2:e2", seconds inside [START, END)), or None."""
+    spans = []
+    for part in text.split(","):
+        a, sep, b = part.strip().partition(":")
+        try:
+            s0, s1 = float(a), float(b)
+        except ValueError:
+            return f"--regions {text!r}: {part.strip()!r} is not START:END in seconds (e.g. 4.0:4.5,5.0:5.25)"
+        if not (sep and math.isfinite(s0) and math.isfinite(s1) and s0 < s1):
+            return f"--regions {text!r}: {part.strip()!r} must be START:END with START < END"
+        if s0 < start or s1 > end:
+            return f"--regions {text!r}: {part.strip()!r} lies outside START..END ({start:g}-{end:g} s)"
+        spans.append((s0, s1))
+    spans.sort()
+    if any(b[0] < a[1] for a, b in zip(spans, spans[1:])):
+        return f"--regions {text!r}: the regions overlap"
+    return None
+
+
 def cmd_inpaint(args) -> int:
+    if args.regions is not None:
+        problem = _check_regions(args.regions, args.start, args.end)
+        if problem:
+            return _usage_error(args, problem)
     return _run_request(args, "/segue/inpaint", [os.path.abspath(os.path.expanduser(args.src)),
                                                  float(args.start), float(args.end)], _options(args))
 

@@ -99,6 +99,9 @@ class FakeEngine:
     (["inpaint", "a.wav", "1", "2", "--hit", "erase"], "invalid choice: 'erase'"),
     (["renders", "--older-than", "yesterday"], "is not an age such as 90m"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
+    (["inpaint", "a.wav", "4", "6", "--regions", "4.0-4.5"], "'4.0-4.5' is not START:END in seconds"),
+    (["inpaint", "a.wav", "4", "6", "--regions", "4.0:4.5,5.5:6.5"], "'5.5:6.5' lies outside START..END (4-6 s)"),
+    (["inpaint", "a.wav", "4", "6", "--regions", "4.0:5.0,4.5:5.5"], "the regions overlap"),
 ])
 def test_usage_errors_exit_2_in_cli_terms(argv, needle):
     proc = segue(*argv)
