@@ -22,8 +22,11 @@ if [ ! -x .venv/bin/python ] && ! python3 -c "import ensurepip, venv" >/dev/null
     $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-venv
 fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
-# torch pinned to the CPU wheel first, so nothing pulls the CUDA build.
-.venv/bin/pip install -q --disable-pip-version-check torch==2.13.0
+# torch's CPU build first, from PyTorch's own index: on Linux x86_64 plain PyPI serves the CUDA
+# build (several GB of nvidia-* wheels) that CI never uses. PyPI as the fallback if that index is
+# unreachable. (README.md, "Neural backends", tells users the same.)
+.venv/bin/pip install -q --disable-pip-version-check torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu \
+    || .venv/bin/pip install -q --disable-pip-version-check torch==2.13.0
 .venv/bin/pip install -q --disable-pip-version-check -e '.[test,neural]'
 # stable-audio-tools is a test-only oracle for the sao-small parity tests: no dependencies.
 .venv/bin/pip install -q --disable-pip-version-check --no-deps stable-audio-tools==0.0.19 einops

@@ -237,3 +237,12 @@ def test_autostart_runs_segue_serve_then_the_request(live_engine, loop, tmp_path
     finally:
         for pid in _pids_with("--port", port, str(out)):
             os.kill(pid, 15)
+
+
+def test_localhost_in_the_settings_reaches_the_engine(live_engine, loop, tmp_path):
+    rep = run(tmp_path, "continue", project(loop, (0.0, 0.0)), settings(live_engine, host="localhost"),
+              inputs=[{"ok": True, "values": "1"}])
+    assert rep["messages"] == [], rep["messages"]
+    orig, new = h.items(rep)
+    check_landed(new["takes"][0], live_engine, BAR)
+    assert h.argv_options(next(e["argv"] for e in rep["exec"] if e["argv"][1] == "continue"))["host"] == "localhost"
