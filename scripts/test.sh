@@ -22,11 +22,11 @@ if [ ! -x .venv/bin/python ] && ! python3 -c "import ensurepip, venv" >/dev/null
     $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-venv
 fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
-# torch's CPU build first, from PyTorch's own index: on Linux x86_64 plain PyPI serves the CUDA
-# build (several GB of nvidia-* wheels) that CI never uses. PyPI as the fallback if that index is
-# unreachable. (README.md, "Neural backends", tells users the same.)
-.venv/bin/pip install -q --disable-pip-version-check torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu \
-    || .venv/bin/pip install -q --disable-pip-version-check torch==2.13.0
+# torch pinned before anything can pull it in unpinned. On the CI machines `torch==2.13.0` resolves to
+# a CPU wheel kept on disk; PyTorch's own CPU index is not reachable there (pip spends ~2 min retrying
+# it), so it is not asked. On stock PyPI for Linux x86_64 this pin is the CUDA build: README.md
+# ("Neural backends") tells users how to get the CPU build (--index-url .../whl/cpu) or a CUDA one.
+.venv/bin/pip install -q --disable-pip-version-check torch==2.13.0
 .venv/bin/pip install -q --disable-pip-version-check -e '.[test,neural]'
 # stable-audio-tools is a test-only oracle for the sao-small parity tests: no dependencies.
 .venv/bin/pip install -q --disable-pip-version-check --no-deps stable-audio-tools==0.0.19 einops
