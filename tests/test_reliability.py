@@ -174,15 +174,16 @@ def test_timeout_stops_a_long_job_within_its_limit(tmp_path, long_source):
 # ---- fault 4: one validation, one tolerance ------------------------------------------------------
 
 
-@pytest.mark.parametrize("sr", [None, 44100])
-def test_selection_ending_a_fraction_of_a_sample_past_the_end(tmp_path_factory, engine, sr):
+@pytest.mark.parametrize("back,sr", [(2400, None), (480, 44100), (4800, 96000), (48000, None)])
+def test_selection_ending_a_fraction_of_a_sample_past_the_end(tmp_path_factory, engine, back, sr):
+    """A drum-hit-sized (AR fill) or a longer selection ending 0.6 samples past the file: done, exact length."""
     d = tmp_path_factory.mktemp("edge")
     n = 48000 * 8 + 17
     src = write_wav(d / "edge.wav", groove(n / 48000, 48000)[:, :n], 48000)
-    start, end = (n - 4800) / 48000, (n + 0.6) / 48000          # 0.6 samples past the last one
+    start, end = (n - back) / 48000, (n + 0.6) / 48000          # 0.6 samples past the last one
     opts = {"bpm": 120.0} if sr is None else {"bpm": 120.0, "sr": sr}
     with engine.client() as c:
-        out = c.call("/segue/inpaint", request_args(f"edge{sr}", [str(src), start, end], opts), timeout=60)
+        out = c.call("/segue/inpaint", request_args(f"edge{back}-{sr}", [str(src), start, end], opts), timeout=60)
     assert out.final.address == "/segue/done", out.final.args
     rate = sr or 48000
     y, file_sr = read_audio(out.final.args[1])
