@@ -63,6 +63,7 @@ def cmd_serve(args) -> int:
         server.serve_forever()
     finally:
         engine.stop()     # every queued and running request hears "engine shutting down" ...
+        server.drain()    # ... and so does every request still waiting in the socket ...
         server.close()    # ... before the socket closes
     return 0
 

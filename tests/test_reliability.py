@@ -352,3 +352,74 @@ def test_regions_reach_the_task_in_samples():
     plan = make_task(msg.request, Source("/a.wav", audio, 48000, 48000, "k"))
     assert plan.task.regions == [(60000, 12000), (84000, 12000)] and plan.task.hit == "remove"
     assert (plan.task.start_sample, plan.task.frames) == (48000, 48000)
+
+
+# ---- random sequences of valid requests, cancels and a shutdown ---------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+OPS = st.lists(st.one_of(
+    st.tuples(st.just("inpaint"), st.floats(0.2, 6.0), st.floats(0.01, 1.5), st.integers(1, 3)),
+    st.tuples(st.just("continue"), st.floats(0.5, 8.0), st.floats(0.25, 8.0), st.integers(1, 8)),
+    st.tuples(st.just("cancel"), st.integers(0, 30)),
+    st.tuples(st.just("result"), st.integers(0, 30)),
+    st.tuples(st.just("sleep"), st.floats(0.0, 0.4)),
+    st.tuples(st.just("status")),
+), min_size=1, max_size=14)
+
+
+@pytest.fixture(scope="module")
+def seq_source(tmp_path_factory):
+    d = tmp_path_factory.mktemp("seq")
+    return write_wav(d / "seq.wav", groove(8.0, 44100), 44100)
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
+@given(ops=OPS, wait=st.floats(0.0, 1.0))
+def test_every_accepted_request_ends_in_exactly_one_final_reply(tmp_path_factory, seq_source, ops, wait):
+    tmp = tmp_path_factory.mktemp("seqrun")
+    eng = start_engine(tmp, "--queue-size", "3")
+    ids: list[str] = []
+    try:
+        with udp() as s:
+            for k, op in enumerate(ops):
+                to = ("127.0.0.1", eng.port)
+                if op[0] == "inpaint":
+                    ids.append(f"j{k}")
+                    s.sendto(encode("/segue/inpaint", request_args(ids[-1], [str(seq_source), op[1], op[1] + op[2]],
+                                                                   {"variations": op[3]})), to)
+                elif op[0] == "continue":
+                    ids.append(f"j{k}")
+                    s.sendto(encode("/segue/continue", request_args(ids[-1], [str(seq_source), op[1], op[2]],
+                                                                    {"bpm": 120.0, "variations": op[3]})), to)
+                elif op[0] in ("cancel", "result") and ids:
+                    s.sendto(encode(f"/segue/{op[0]}", [ids[op[1] % len(ids)]]), to)
+                elif op[0] == "status":
+                    s.sendto(encode("/segue/status", ["st"]), to)
+                elif op[0] == "sleep":
+                    time.sleep(op[1])
+            seen = collect(s, wait)
+            eng.proc.send_signal(signal.SIGTERM)
+            assert eng.proc.wait(timeout=30) == 0
+            seen += collect(s, 0.5)
+    finally:
+        stop_engine(eng)
+    # Replies to /segue/result re-send a final message: count only what the request itself got,
+    # i.e. drop the copies (a result reply repeats a final that arrived before it, or says accepted).
+    accepted, ends = set(), {}
+    result_copies = sum(1 for op in ops if op[0] == "result")
+    for address, args, _ in seen:
+        if address == "/segue/accepted":
+            accepted.add(args[0])
+        elif address in ("/segue/done", "/segue/error") and args[0] in ids:
+            ends.setdefault(args[0], []).append((address, tuple(args)))
+    extra = 0
+    for rid in ids:
+        got = ends.get(rid, [])
+        assert got, f"{rid} never ended ({'accepted' if rid in accepted else 'not accepted'})"
+        assert len(set(got)) == 1, f"{rid} ended in two different ways: {got}"   # copies are identical
+        extra += len(got) - 1
+        if rid not in accepted:    # refused before acceptance: busy (queue of 3) is the only reason here
+            assert got[0][1][1] == "busy", got
+    assert extra <= result_copies
