@@ -413,6 +413,8 @@ def test_every_accepted_request_ends_in_exactly_one_final_reply(tmp_path_factory
         if address == "/segue/accepted":
             accepted.add(args[0])
         elif address in ("/segue/done", "/segue/error") and args[0] in ids:
+            if address == "/segue/error" and args[1] == "not_found":
+                continue   # the answer to a cancel or result naming a finished request, not a final reply
             ends.setdefault(args[0], []).append((address, tuple(args)))
     extra = 0
     for rid in ids:
