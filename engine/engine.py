@@ -247,7 +247,7 @@ class Engine:
 
         ctx = JobContext(report=report, cancelled=job.cancelled.is_set, deadline=t0 + job.timeout)
         try:
-            result = render(req, job.backend, self.reader, self.roots, ctx, self.limits)
+            result = render(req, job.backend, self.reader, self.roots, ctx, self.limits, job.backend_name)
         except SegueError as e:  # cancelled and timed-out requests too
             message = job.reason if e.code == "cancelled" and job.reason and job.reason != "cancelled" else e.message
             log.info("%s %s failed: %s %s", req.kind, req.id, e.code, message)

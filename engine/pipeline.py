@@ -61,8 +61,10 @@ def out_folder(roots: OutputRoots, out: str | None) -> Path:
 
 
 def render(req: Request, backend: Backend, reader: SourceReader, roots: OutputRoots, ctx: JobContext,
-           limits: Limits | None = None) -> Result:
-    """Run one request to written files. Raises SegueError (cancelled and timeout included)."""
+           limits: Limits | None = None, backend_name: str | None = None) -> Result:
+    """Run one request to written files. Raises SegueError (cancelled and timeout included).
+
+    `backend_name`: the engine's name for `backend` (default backend.name), for its own options."""
     limits = limits or Limits()
     ctx.progress(0.0, "analyse")
     folder = out_folder(roots, req.out)
@@ -74,7 +76,7 @@ def render(req: Request, backend: Backend, reader: SourceReader, roots: OutputRo
         check_source_length(req.src, seconds, limits.max_source_seconds)
         ctx.check()
         source = reader.read(req.src, req.sr, check=ctx.check)   # hashing, decoding, resampling stop on cancel
-    plan = make_task(req, source)
+    plan = make_task(req, source, backend_name or backend.name)
     task = plan.task
     ctx.check()
     outputs = list(backend.run(task, ctx))

@@ -160,3 +160,49 @@ def test_a_backend_that_fails_to_load_leaves_the_others_serving(tmp_path):
         assert ok.final.address == "/segue/done", ok.final.args
     finally:
         stop_engine(eng)
+
+
+def test_backend_options_reach_only_their_backend():
+    from bridge.protocol import ProtocolError, parse
+    from engine.audio_io import Source
+    from engine.validate import make_task
+
+    msg = parse("/segue/inpaint", ["o", "/a.wav", 1.0, 2.0, "sa3-small.window", "short", "echo.depth", 3,
+                                   "echo.mix", 0.5], ("127.0.0.1", 5))
+    src = Source("/a.wav", np.zeros((1, 3 * 8000), np.float32), 8000, 8000, "k")
+    assert make_task(msg.request, src, "echo").task.options == {"depth": 3, "mix": 0.5}
+    assert make_task(msg.request, src, "sa3-small").task.options == {"window": "short"}
+    assert make_task(msg.request, src, "dsp").task.options == {}
+    for bad in ("window", "Echo.depth", "echo.", ".depth"):
+        with pytest.raises(ProtocolError) as e:
+            parse("/segue/inpaint", ["o", "/a.wav", 1.0, 2.0, bad, 1], ("127.0.0.1", 5))
+        assert e.value.code == "unknown_option"
+
+
+def test_backend_options_over_osc(tmp_path):
+    seen = {}
+
+    class Spy(Echo):
+        def inpaint(self, task, ctx):
+            seen.update(task.options)
+            return super().inpaint(task, ctx)
+
+    eng = Engine({"echo": Spy()}, OutputRoots(default=tmp_path / "out"))
+    eng.start()
+    try:
+        from bridge.osc_server import OscServer
+        from bridge.client import EngineClient
+
+        server = OscServer(eng, "127.0.0.1", 0)
+        t = threading.Thread(target=server.serve_forever, daemon=True)
+        t.start()
+        src = write_wav(tmp_path / "s.wav", groove(4.0, 22050), 22050)
+        with EngineClient("127.0.0.1", server.address[1]) as c:
+            out = c.call("/segue/inpaint", request_args("bo", [str(src), 1.0, 1.5], {"echo.depth": 3,
+                                                                                     "other.x": "y"}), timeout=30)
+        assert out.final.address == "/segue/done", out.final.args
+        assert seen == {"depth": 3}
+    finally:
+        server.stop()
+        eng.stop()
+        server.close()
