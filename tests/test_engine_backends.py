@@ -206,3 +206,29 @@ def test_backend_options_over_osc(tmp_path):
         server.stop()
         eng.stop()
         server.close()
+
+
+def test_submit_touches_no_file_the_worker_does(tmp_path, monkeypatch):
+    """Fault 9: the receive thread (here: the caller of submit) never resolves folders or probes sources."""
+    import engine.pipeline as pipeline
+
+    calls = []
+
+    class Roots(OutputRoots):
+        def resolve(self, out):
+            calls.append(("resolve", threading.current_thread().name))
+            return super().resolve(out)
+
+    real_probe = pipeline.probe
+    monkeypatch.setattr(pipeline, "probe", lambda p: calls.append(("probe", threading.current_thread().name))
+                        or real_probe(p))
+    eng = Engine({"echo": Echo()}, Roots(default=tmp_path / "out"))
+    eng.start()
+    try:
+        src = write_wav(tmp_path / "s.wav", groove(4.0, 22050), 22050)
+        got = run(eng, Request(kind="inpaint", id="f9", src=str(src), start=1.0, end=1.5))
+        assert got[-1][0] == "done"
+    finally:
+        eng.stop()
+    assert {what for what, _ in calls} == {"resolve", "probe"}
+    assert {thread for _, thread in calls} == {"segue-worker"}, calls
