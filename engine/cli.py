@@ -117,6 +117,7 @@ def cmd_serve(args) -> int:
         server.serve_forever()
     finally:
         engine.stop()     # every queued and running request hears "engine shutting down" ...
+        server.drain()    # ... and so does every request still waiting in the socket ...
         server.close()    # ... before the socket closes
     return 0
 
@@ -156,7 +157,7 @@ def _load_backends(names: list[str], args) -> tuple[dict, dict]:
     encoders = _per_backend(args.text_encoder if isinstance(args.text_encoder, list)
                             else [args.text_encoder] if args.text_encoder else [], names)
     options = _backend_options(args.option or [], names)
-    asked = [n for n in names if n != "dsp"] or ["dsp"]
+    listed = [n.strip() for n in args.backend.split(",") if n.strip()]
     backends, failed = {}, {}
     for name in names:
         config = BackendConfig(model=models.get(name), text_encoder=encoders.get(name), device=args.device,
@@ -167,7 +168,7 @@ def _load_backends(names: list[str], args) -> tuple[dict, dict]:
             backend.load()
         except Exception as e:
             code, message = (e.code, e.message) if isinstance(e, SegueError) else ("internal", f"{type(e).__name__}: {e}")
-            if len(asked) == 1 and name in asked or name == "dsp":
+            if name == "dsp" or len(listed) == 1:
                 raise SegueError(code, message) from e
             log.error("backend %s failed to load: %s: %s", name, code, message)
             failed[name] = f"{code}: {message}"

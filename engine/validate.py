@@ -82,14 +82,23 @@ def check_output_size(frames: int, channels: int, variations: int) -> None:
                         "(ask for fewer variations or a lower sr)")
 
 
-def make_task(req: Request, source: Source | None, options: dict | None = None) -> Plan:
+def backend_options(options: dict, backend: str) -> dict:
+    """Request options for `backend`: plain keys for any backend, `NAME.KEY` only when NAME runs it."""
+    out = {k: v for k, v in options.items() if "." not in k}
+    prefix = backend + "."
+    out.update({k[len(prefix):]: v for k, v in options.items() if k.startswith(prefix)})
+    return out
+
+
+def make_task(req: Request, source: Source | None, backend: str = "") -> Plan:
     """The one function from a request (seconds) and its decoded source to the backend's Task (samples).
 
-    `source.audio` is (channels, n) float32 at `source.sr`, which is the output rate.
+    `source.audio` is (channels, n) float32 at `source.sr`, which is the output rate; `backend`
+    (the name of the backend that will run it) picks its own `NAME.KEY` options into Task.options.
     Raises SegueError: bad_region (span outside the audio, or shorter than a sample), too_long.
     """
     common = dict(grid=req.grid, prompt=req.prompt, seed=req.seed, variations=req.variations,
-                  hit=req.hit, options=dict(options or req.options))
+                  hit=req.hit, options=backend_options(req.options, backend))
     if req.kind == "generate":
         sr = req.sr or GENERATE_SR
         frames = bars_to_samples(req.bars, req.grid, sr)
