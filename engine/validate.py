@@ -20,7 +20,7 @@ accepted; the rest runs in the worker, once the source is decoded.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .audio_io import Source
 from .backends.base import Capabilities, Task
@@ -82,10 +82,41 @@ def check_output_size(frames: int, channels: int, variations: int) -> None:
                         "(ask for fewer variations or a lower sr)")
 
 
-def make_task(req: Request, source: Source | None, options: dict | None = None) -> Plan:
-    """The one function from a request (seconds) and its decoded source to the backend's Task (samples).
+def context_window(kind: str, start: int, frames: int, n: int, sr: int,
+                   caps: Capabilities | None) -> tuple[int, int]:
+    """Samples [lo, hi) of the source (n samples at sr) a backend sees for a span [start, start + frames)
+    (continue: start = `at`, nothing after it): `caps.max_context_seconds` each side of the span
+    (continue: before `at`), the whole source when the backend sets no limit. Never cuts the span."""
+    if kind == "continue":
+        hi = min(start, n)
+    else:
+        hi = min(start + frames, n)
+    limit = caps.max_context_seconds if caps is not None else None
+    if not limit:
+        return 0, hi if kind == "continue" else n
+    w = int(limit * sr)
+    lo = max(start - w, 0)
+    return lo, hi if kind == "continue" else min(hi + w, n)
 
-    `source.audio` is (channels, n) float32 at `source.sr`, which is the output rate.
+
+def _windowed(task: Task, source, lo: int, hi: int, check=None) -> Task:
+    """The task on samples [lo, hi) of the source: positions, regions and the grid's downbeat
+    shifted by lo, so a backend never sees (or needs) the rest of the file."""
+    audio = source.window(lo, hi, check) if hasattr(source, "window") else source.audio[:, lo:hi]
+    if lo == 0 and (task.kind == "continue" or hi == source.frames):   # the audio as before windows
+        return replace(task, audio=audio)
+    grid = replace(task.grid, downbeat=task.grid.downbeat - lo / task.sr) if task.grid is not None else None
+    key = f"{task.source_key}@{lo}:{hi}" if task.source_key else None   # caches index into the window
+    return replace(task, audio=audio, start_sample=task.start_sample - lo, grid=grid, source_key=key,
+                   regions=[(r0 - lo, rl) for r0, rl in task.regions])
+
+
+def make_task(req: Request, source: Source | None, options: dict | None = None,
+              caps: Capabilities | None = None, check=None) -> Plan:
+    """The one function from a request (seconds) and its opened source to the backend's Task (samples).
+
+    `source` (audio_io.SourceFile or Source) is at `source.sr`, the output rate. The task's `audio`
+    is the window `context_window` gives for `caps` (positions relative to it).
     Raises SegueError: bad_region (span outside the audio, or shorter than a sample), too_long.
     """
     common = dict(grid=req.grid, prompt=req.prompt, seed=req.seed, variations=req.variations,
@@ -111,8 +142,9 @@ def make_task(req: Request, source: Source | None, options: dict | None = None) 
         regions = _regions_to_samples(req, sr, start, frames)
         check_output_size(length, source.channels, req.variations)
         task = Task(kind="inpaint", sr=sr, channels=source.channels, start_sample=start, frames=frames,
-                    audio=source.audio, source_key=source.key, regions=regions, **common)
-        return Plan(task, length)
+                    source_key=source.key, regions=regions, **common)
+        lo, hi = context_window("inpaint", start, frames, n, sr, caps)
+        return Plan(_windowed(task, source, lo, hi, check), length)
     at = round_half_up(req.at * sr)
     if at > n + END_SLACK_SAMPLES:
         raise SegueError("bad_region", f"at {req.at:g} s lies past the end of the file ({seconds:.6f} s)")
@@ -123,8 +155,9 @@ def make_task(req: Request, source: Source | None, options: dict | None = None) 
     _need_samples(frames, f"{req.bars:g} bars")
     check_output_size(frames, source.channels, req.variations)
     task = Task(kind="continue", sr=sr, channels=source.channels, start_sample=at, frames=frames,
-                audio=source.audio[:, :at], source_key=source.key, **common)
-    return Plan(task, frames)
+                source_key=source.key, **common)
+    lo, hi = context_window("continue", at, frames, n, sr, caps)
+    return Plan(_windowed(task, source, lo, hi, check), frames)
 
 
 def _need_samples(frames: int, what: str) -> None:

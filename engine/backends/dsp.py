@@ -26,7 +26,6 @@ import numpy as np
 from ..cache import ByteCache
 from ..dsp import tempo
 from ..dsp.exemplar import FillRequest, fill, onset_units
-from ..dsp.janssen import janssen_fill
 from ..dsp.shortgap import copy_fills, hit_in, replace_hit
 from ..dsp.takes import distinct, limit_peak
 from ..dsp.units import unit_grid
@@ -35,6 +34,9 @@ from .base import Backend, Capabilities, JobContext, Task
 
 SHORT_GAP_SECONDS = 0.1
 TEMPO_WINDOW = 30.0          # seconds each side of the region the tempo is estimated on
+# The engine hands this backend at most this much audio each side of the region (before `at`): donors
+# and tempo come from there, so a 10-minute source costs a window, not the file (issue 8, fault 5).
+CONTEXT_SECONDS = 60.0
 FLUX_BLOCK = 2048            # onset-strength frames per cached block (~20 s)
 
 
@@ -47,7 +49,8 @@ class DspBackend(Backend):
         self.flux = ByteCache(8 << 20)
 
     def capabilities(self) -> Capabilities:
-        return Capabilities(inpaint=True, continue_=True, generate=False, max_output_seconds=600.0)
+        return Capabilities(inpaint=True, continue_=True, generate=False, max_output_seconds=600.0,
+                            max_context_seconds=CONTEXT_SECONDS)
 
     def info(self) -> dict:
         return {"device": "cpu", "dtype": "float32", "weights": "none"}
@@ -98,6 +101,8 @@ class DspBackend(Backend):
             ctx.progress(0.3, "no matching hit in the context: AR interpolation (Janssen)")
         else:
             ctx.progress(0.2, "short gap: AR interpolation (Janssen)")
+        from ..dsp.janssen import janssen_fill
+
         outs = [janssen_fill(x, a, L).astype(np.float32)]
         if N > 1:   # further takes: copies of the best-matching stretches of the context
             for y in copy_fills(x, a, L, sr, N + 1, avoid_hits=onset is None and task.hit == "remove"):
