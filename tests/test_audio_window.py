@@ -41,13 +41,20 @@ def test_window_equals_the_whole_read(tmp_path, ext, subtype, sr):
         np.testing.assert_array_equal(w, whole[:, lo:min(hi, n)])
 
 
-def test_compressed_sources_decode_whole_and_window_the_same(tmp_path):
-    src = tmp_path / "a.ogg"
-    sf.write(str(src), groove(3.0, 44100).T, 44100, format="OGG", subtype="VORBIS")
-    whole = SourceReader().read(str(src)).audio
-    f = SourceReader().open(str(src))
-    assert f.whole is not None and f.frames == whole.shape[1]
-    np.testing.assert_array_equal(f.window(1000, 9000), whole[:, 1000:9000])
+@pytest.mark.parametrize("fmt,subtype", [("OGG", "VORBIS"), ("MP3", "MPEG_LAYER_III")])
+def test_compressed_sources_window_the_same(tmp_path, fmt, subtype):
+    src = str(tmp_path / f"a.{fmt.lower()}")
+    sf.write(src, groove(6.0, 48000).T, 48000, format=fmt, subtype=subtype)
+    for sr in (None, 44100):
+        whole = SourceReader().read(src, sr).audio
+        short = SourceReader().open(src, sr)                  # short: decoded whole, as before windows
+        assert short.whole is not None and short.frames == whole.shape[1]
+        np.testing.assert_array_equal(short.window(1000, 9000), whole[:, 1000:9000])
+        long = SourceReader(whole_decode_bytes=0).open(src, sr)   # long: counted, then decoded per window
+        assert long.whole is None and not long.seekable and long.frames == whole.shape[1]
+        n = long.frames
+        for lo, hi in [(0, 5000), (70000, 150000), (n - 3001, n + 5)]:
+            np.testing.assert_array_equal(long.window(lo, hi), whole[:, lo:min(hi, n)])
 
 
 def test_task_is_shifted_into_the_window(tmp_path):
