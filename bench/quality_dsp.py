@@ -535,6 +535,8 @@ def main(argv=None) -> int:
     wall = time.perf_counter() - t0
     if rules:
         print("\n".join(rule_report(rows, rules, wall)))
+        a.json.parent.mkdir(parents=True, exist_ok=True)
+        a.json.write_text(json.dumps({"wall_seconds": wall, "rows": rows}, indent=0, default=float))
         return 0
     types = list(dict.fromkeys(it["type"] for it in items))
     print(f"engine: {engine_version()}\n")
