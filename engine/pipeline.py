@@ -1,6 +1,6 @@
 """The one path from an accepted request to written clips (runs in the engine's worker thread).
 
-    out folder --resolve--> source --header: limits--> decode+resample --validate--> Task
+    out folder --resolve--> source --header: limits--> open --validate: read the window--> Task
         --backend--> 1..N arrays --exact length--> WAV files
 
 Times become samples in engine/validate.py, at the output rate, so every

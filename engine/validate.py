@@ -12,7 +12,10 @@ span outside its audio:
   length the protocol promises (`Plan.out_frames`);
 - further past the end is `bad_region`;
 - outputs too large for a WAV file (4 GiB) or for memory are `too_long`,
-  before anything is rendered.
+  before anything is rendered;
+- the Task's audio is only the window the backend declares
+  (`Capabilities.max_context_seconds` each side, `context_window`), with
+  positions, regions and the grid's downbeat relative to that window.
 
 Limits that need no file (`check_output_length`) run before a request is
 accepted; the rest runs in the worker, once the source is decoded.

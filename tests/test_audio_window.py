@@ -13,7 +13,7 @@ import soundfile as sf
 
 from bridge.client import request_args
 from conftest import groove
-from engine.audio_io import SourceFile, SourceReader
+from engine.audio_io import SourceReader
 from engine.backends.base import Capabilities, JobContext, Task
 from engine.backends.dsp import DspBackend
 from engine.request import Request
