@@ -1,6 +1,6 @@
 """The one path from an accepted request to written clips (runs in the engine's worker thread).
 
-    out folder --resolve--> source --header: limits--> decode+resample --validate--> Task
+    out folder --resolve--> source --header: limits--> open --validate: read the window--> Task
         --backend--> 1..N arrays --exact length--> WAV files
 
 Times become samples in engine/validate.py, at the output rate, so every
@@ -75,8 +75,8 @@ def render(req: Request, backend: Backend, reader: SourceReader, roots: OutputRo
         seconds, _ = probe(req.src)
         check_source_length(req.src, seconds, limits.max_source_seconds)
         ctx.check()
-        source = reader.read(req.src, req.sr, check=ctx.check)   # hashing, decoding, resampling stop on cancel
-    plan = make_task(req, source, backend_name or backend.name)
+        source = reader.open(req.src, req.sr, ctx.check)   # header only: make_task reads the window it needs
+    plan = make_task(req, source, backend_name or backend.name, caps=backend.capabilities(), check=ctx.check)
     task = plan.task
     ctx.check()
     outputs = list(backend.run(task, ctx))
