@@ -167,7 +167,13 @@ def _load_backends(names: list[str], args) -> tuple[dict, dict]:
             backend = create(name, config)
             backend.load()
         except Exception as e:
-            code, message = (e.code, e.message) if isinstance(e, SegueError) else ("internal", f"{type(e).__name__}: {e}")
+            hint = missing_extra_message(e) if isinstance(e, ModuleNotFoundError) else None
+            if isinstance(e, SegueError):
+                code, message = e.code, e.message
+            elif hint:
+                code, message = "missing_extra", f"backend {name}: {hint}"
+            else:
+                code, message = "internal", f"{type(e).__name__}: {e}"
             if name == "dsp" or len(listed) == 1:
                 raise SegueError(code, message) from e
             log.error("backend %s failed to load: %s: %s", name, code, message)
