@@ -120,6 +120,7 @@ class Jam:
                                       "--midi-api", "UNIX_JACK", "--port", str(engine_port), "--osc-port",
                                       str(self.osc_port), "--status", "off", *args],
                                      stdout=open(self.log, "w"), stderr=subprocess.STDOUT, env=env, cwd=str(ROOT))
+        # (a later "--status on" wins over the "off" above: argparse keeps the last value)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.settimeout(2.0)
@@ -240,3 +241,62 @@ def _lag(a: np.ndarray, b: np.ndarray, search: int = 512) -> int:
         if c > best:
             best, lag = c, d
     return lag
+
+
+def test_triggers_learn_osc_clock_out_and_no_engine(jack_server, tmp_path):
+    """Fixed tempo with MIDI clock out; learn mode maps a CC pressed on a JACK MIDI port; OSC actions; with no
+    engine listening a trigger gives a clear message and the audio keeps running."""
+    triggers = tmp_path / "triggers.toml"
+    band = Band("band-trig", channels=1)
+    dead_port = free_port()  # nothing listens here
+    jam = Jam(tmp_path, dead_port, "--bpm", "120", "--clock-out", "virtual", "--triggers", str(triggers),
+              "--workdir", str(tmp_path / "work"), "--status", "on")
+    try:
+        jam.wait_ready()
+        wait_for_ports(band.client, ["segue-jam:in", "segue-jam-clock:clock_out", "PortAudio:out_0"])
+        rewire(band.client, [("band-trig:midi_out", "segue-jam:in"),
+                             ("segue-jam-clock:clock_out", "band-trig:midi_in")])
+        assert jam.send("/jam/learn", "continue") == ("/jam/ok", ["learn:continue", "learn: press the note or CC "
+                                                                  "for 'continue'"])
+        f = band.frame + 2 * PERIOD
+        band.schedule([(f, b"\xb0\x46\x7f")])  # CC 70 on channel 1
+        _until(lambda: triggers.exists(), "learn mode did not write the trigger file")
+        assert 'cc = 70' in triggers.read_text() and 'action = "continue"' in triggers.read_text()
+        _until(lambda: jam.status()["buffer_bars"] > 1.2, "one bar was not recorded", timeout=60)
+        frame0 = jam.status()["frame"]
+        band.schedule([(band.frame + 2 * PERIOD, b"\xb0\x46\x7f")])  # the learned CC now triggers continue
+        _until(lambda: any("no engine answered" in m and "audio keeps running" in m
+                           for m in jam.status()["messages"]),
+               "no clear message when the engine is not running")
+        st = jam.status()
+        assert st["frame"] > frame0 and st["clock"]["running"]  # the audio keeps running
+        assert jam.send("/jam/bars", 2) == ("/jam/ok", ["bars", "bars 2"])
+        assert jam.send("/jam/loop")[0] == "/jam/ok" and jam.status()["loop"] is True
+        assert jam.send("/jam/stop")[0] == "/jam/ok"
+        assert jam.send("/jam/dance")[0] == "/jam/error"
+        assert jam.send("/jam/continue", "x")[1][0] == "bad_request"
+        # MIDI clock out at 120 BPM: ticks 1000 frames apart on average, measured in JACK frames.
+        band.received.clear()
+        start = band.frame
+        wait_frames(band.client, start + 3 * SR)
+        ticks = [f for f, m in band.received if m == b"\xf8"]
+        assert len(ticks) >= 100
+        spacing = (ticks[-1] - ticks[0]) / (len(ticks) - 1)
+        assert abs(spacing - 1000.0) / 1000.0 < 0.005, spacing
+    finally:
+        code = jam.stop()
+        band.close()
+    log = jam.log.read_text()
+    assert code == 0, log
+    # The status line: tempo and source, bar:beat, input level, buffer fill, clips, xruns.
+    line = [x for x in log.splitlines() if "BPM" in x][-1]  # (read_text turns the \r rewrites into lines)
+    assert "120.00 BPM fixed" in line and " dB " in line and "bars" in line and "xruns" in line, line
+
+
+def _until(cond, message: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.05)
+    raise AssertionError(message)
