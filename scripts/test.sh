@@ -28,6 +28,9 @@ fi
 # stable-audio-tools is a test-only oracle for the sao-small parity tests: no dependencies.
 .venv/bin/pip install -q --disable-pip-version-check --no-deps stable-audio-tools==0.0.19 einops
 
+# The real audio/MIDI path for the `segue jam` tests: JACK (dummy driver), PortAudio, python-rtmidi, JACK-Client.
+scripts/jack.sh install .venv/bin/python
+
 set +e
 .venv/bin/python -m pytest "$@"
 rc=$?
