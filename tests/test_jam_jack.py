@@ -300,3 +300,36 @@ def _until(cond, message: str, timeout: float = 20.0) -> None:
             return
         time.sleep(0.05)
     raise AssertionError(message)
+
+
+def test_fixed_tempo_generate_ahead_launches_on_the_very_next_bar(jack_server, tmp_path):
+    """--bpm 120 (bar lines at jam frames k * 96000 exactly) with generate-ahead: an OSC trigger launches the
+    continuation that is already ready on the next bar line; /jam/variation asks for another take."""
+    engine = start_engine(tmp_path / "e")
+    band = Band("band-ahead")
+    jam = Jam(tmp_path, engine.port, "--bpm", "120", "--ahead", "--context", "2", "--bars", "1",
+              "--workdir", str(engine.root / "jam"))
+    bar = 96000
+    try:
+        jam.wait_ready()
+        wait_for_ports(band.client, ["PortAudio:in_0"])
+        rewire(band.client, [("band-ahead:out_0", "PortAudio:in_0"), ("band-ahead:out_1", "PortAudio:in_1")])
+        band.audio_start, band.audio = band.frame, groove(30.0, SR, bpm=120.0).T.copy()
+        _until(lambda: jam.status()["ready"], "generate-ahead kept nothing ready", timeout=60)
+        st0 = jam.status()
+        assert jam.send("/jam/continue")[0] == "/jam/ok"
+        _until(lambda: len(jam.status()["launched"]) == 1, "the ready continuation was not launched")
+        launch = jam.status()["launched"][0]
+        assert launch["start"] % bar == 0  # exactly on a bar line of the fixed grid
+        assert 0 < launch["start"] - launch["trigger_frame"] <= bar  # the very next one
+        assert launch["trigger_frame"] >= st0["frame"]
+        assert jam.send("/jam/variation")[0] == "/jam/ok"
+        _until(lambda: len(jam.status()["launched"]) == 2, "the variation was not launched")
+        second = jam.status()["launched"][1]
+        assert second["start"] % bar == 0 and second["start"] > launch["start"]
+        assert second["path"] != launch["path"]
+    finally:
+        code = jam.stop()
+        band.close()
+        stop_engine(engine)
+    assert code == 0, jam.log.read_text()

@@ -95,7 +95,9 @@ class Jam:
         self.stop_event = threading.Event()
         self.messages: deque[str] = deque(maxlen=20)
         self.jobs: "queue.Queue[Job | None]" = queue.Queue()
-        self.in_flight: Job | None = None
+        self.current: Job | None = None  # the job the engine worker is running
+        self.launch_pending = False  # ahead mode: a trigger came while the ahead job was still running
+        self.ahead_tried = -(2**31)  # ahead mode: the bar in which the last ahead job was started
         self.ready: tuple[Job, Clip] | None = None
         self.last_job: Job | None = None
         self.results: deque[dict] = deque(maxlen=32)
@@ -227,9 +229,10 @@ class Jam:
         cmap = self.audio.cmap
         if self.clock_sender is not None and cmap is not None and cmap.running:
             self.clock_sender.poll(cmap, frame)
-        if self.ahead and self.in_flight is None and self.jobs.empty() and cmap is not None and cmap.running:
+        if self.ahead and self.current is None and self.jobs.empty() and cmap is not None and cmap.running:
             last = math.floor(cmap.tick_at_frame(frame) / cmap.ticks_per_bar)
-            if self.ready is None or self.ready[0].source_bars[1] < last:
+            if self.ahead_tried < last:  # at most one try per new bar, whether it succeeds or not
+                self.ahead_tried = last
                 self._start_job(frame, self.cfg.context, self.bars_out, ahead=True, quiet=True)
 
     # ---------------------------------------------------------------- actions
@@ -243,13 +246,20 @@ class Jam:
         if name == "continue":
             context = action.context or self.cfg.context
             bars = action.bars or self.bars_out
-            if self.ahead and self.ready is not None and action.context is None and action.bars is None:
-                job, clip = self.ready
-                self.ready = None
-                job.trigger_frame = frame
-                clip.info["trigger_frame"] = frame
-                self.mixer.submit(clip)
-                return self.say(f"launch ready continuation {job.id} on the next bar")
+            if self.ahead and action.context is None and action.bars is None:
+                if self.ready is not None:
+                    job, clip = self.ready
+                    self.ready = None
+                    self.last_job = job  # what /jam/variation varies
+                    clip.info["trigger_frame"] = frame
+                    self.mixer.submit(clip)
+                    return self.say(f"launch ready continuation {job.id} on the next bar")
+                cur = self.current
+                if cur is not None and cur.ahead:
+                    self.launch_pending = True
+                    self.last_job = cur
+                    cur.trigger_frame = frame
+                    return self.say(f"continuation {cur.id} is being generated: it launches when ready")
             return self._start_job(frame, context, bars, ahead=False)
         if name == "variation":
             if self.last_job is None:
@@ -296,7 +306,6 @@ class Jam:
                   (first, first + n_bars))
         if not ahead:
             self.last_job = job
-        self.in_flight = job if ahead else self.in_flight
         self.jobs.put(job)
         if quiet:
             return ""
@@ -333,13 +342,11 @@ class Jam:
                 job = self.jobs.get()
                 if job is None:
                     return
-                if job.ahead:
-                    self.in_flight = job
+                self.current = job
                 try:
                     self._run_job(client, job)
                 finally:
-                    if self.in_flight is job:
-                        self.in_flight = None
+                    self.current = None
         finally:
             client.close()
 
@@ -363,18 +370,25 @@ class Jam:
         self._keep(path)
         try:
             with AudioFile(str(path)) as f:
-                audio = f.read(f.frames)
+                audio, sr = f.read(f.frames), int(round(f.samplerate))
         except Exception as e:  # a result we cannot read is reported, the jam goes on
             self.say(f"cannot read the engine's result {path}: {e}")
             return
         gen_s = time.monotonic() - t0
+        if audio.ndim != 2 or sr != self.sr:
+            self.say(f"the engine's result {path} is not {self.sr} Hz audio; skipped")
+            return
         clip = Clip(np.ascontiguousarray(audio.T, dtype=np.float32), id=job.id, loop=self.loop,
                     quantize=self.cfg.quantize,
                     info={"path": str(path), "trigger_frame": job.trigger_frame, "ready_frame": self.audio.frame,
                           "source_bars": list(job.source_bars), "bpm": job.bpm, "generate_s": gen_s})
         self.results.append({"id": job.id, "path": str(path), "frames": len(clip.audio), "generate_s": gen_s,
                              "ahead": job.ahead})
-        if job.ahead and self.ahead:
+        if job.ahead and self.launch_pending:
+            self.launch_pending = False
+            self.mixer.submit(clip)
+            self.say(f"ready {job.id} after {gen_s:.2f} s: launches on the next bar line")
+        elif job.ahead and self.ahead:
             self.ready = (job, clip)
         elif not job.ahead:
             self.mixer.submit(clip)
@@ -446,7 +460,7 @@ class Jam:
             "buffer_seconds": held,
             "buffer_bars": held / (cmap.frames_per_bar / self.sr) if cmap else None,
             "queued": len(mixer.queued) + len(mixer.inbox) + self.jobs.qsize(),
-            "generating": self.in_flight is not None or not self.jobs.empty(),
+            "generating": self.current is not None or not self.jobs.empty(),
             "ready": self.ready is not None, "playing": len(mixer.voices),
             "loop": self.loop, "ahead": self.ahead, "bars": self.bars_out,
             "xruns": self.audio.xruns, "launched": list(mixer.launched), "results": list(self.results),
