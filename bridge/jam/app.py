@@ -32,7 +32,7 @@ from ..protocol import Double, ProtocolError, decode, encode
 from .clock import MIDI_CLOCK_KINDS, ClockMap, FrameStamper, MidiClockFollower, fixed_map, parse_sig
 from .ringbuffer import RingBuffer, last_bars
 from .scheduler import Clip, Mixer
-from .triggers import KEY_HELP, Action, TriggerMap, key_action, osc_action
+from .triggers import KEY_HELP, Action, TriggerMap, osc_action
 
 
 @dataclass
