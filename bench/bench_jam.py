@@ -10,7 +10,7 @@
 2. Generation time of `dsp` (OSC round trip, /segue/continue of 4 bars for 4 bars, a fresh source each time)
    against one bar at 90, 120 and 174 BPM.
 3. xruns per minute in the jam while it generates (from its own status), over the run of part 1 and a
-   generate-ahead run (a new continuation every bar).
+   generate-ahead run (a new continuation every bar) beside the same jam idle, in one run.
 Prints markdown; the numbers go in docs/benchmarks.md.
 """
 
@@ -93,23 +93,32 @@ def trigger_to_sound(tmp: Path, n: int, bpm: float, seed: int) -> dict:
 
 
 def ahead_xruns(tmp: Path, seconds: float) -> dict:
+    """The same jam, first idle (recording only) then generating ahead (a new continuation every bar), side
+    by side in one run: xruns and minutes for each half."""
     engine = start_engine(tmp / "a")
     band = Band("bench-ahead")
-    jam = Jam(tmp, engine.port, "--bpm", "120", "--ahead", "--context", "4", "--bars", "4",
+    jam = Jam(tmp, engine.port, "--bpm", "120", "--context", "4", "--bars", "4",
               "--workdir", str(engine.root / "jam"))
+    out = {}
     try:
         jam.wait_ready()
         wait_for_ports(band.client, ["PortAudio:in_0"])
         rewire(band.client, [("bench-ahead:out_0", "PortAudio:in_0"), ("bench-ahead:out_1", "PortAudio:in_1")])
-        band.audio_start, band.audio = band.frame, groove(seconds + 10, SR, bpm=120.0).T.copy()
-        x0, w0 = jam.status(), time.monotonic()
-        wait_frames(band.client, band.frame + int(seconds * SR), timeout=600)
-        st, wall = jam.status(), time.monotonic() - w0
+        band.audio_start, band.audio = band.frame, groove(2 * seconds + 20, SR, bpm=120.0).T.copy()
+        wait_frames(band.client, band.frame + 9 * SR)  # four bars recorded before anything is generated
+        for phase in ("idle", "ahead"):
+            if phase == "ahead":
+                jam.send("/jam/ahead")
+            x0, w0 = jam.status(), time.monotonic()
+            wait_frames(band.client, band.frame + int(seconds * SR), timeout=600)
+            st = jam.status()
+            out[phase] = {"xruns": st["xruns"] - x0["xruns"], "minutes": (time.monotonic() - w0) / 60.0,
+                          "results": len(st["results"]) - len(x0["results"])}
     finally:
         jam.stop()
         band.close()
         stop_engine(engine)
-    return {"xruns": st["xruns"] - x0["xruns"], "minutes": wall / 60.0, "results": len(st["results"])}
+    return out
 
 
 def dsp_generation(tmp: Path, rounds: int) -> list[tuple[float, list[float]]]:
@@ -176,8 +185,10 @@ def main() -> int:
     print("\nxruns in the jam while generating:\n")
     print("| run | minutes | xruns | per minute |\n|---|---|---|---|")
     print(f"| triggers (part 1) | {t['minutes']:.2f} | {t['xruns']} | {t['xruns'] / t['minutes']:.1f} |")
-    print(f"| generate-ahead, a continuation every bar ({a['results']} made) | {a['minutes']:.2f} | {a['xruns']} | "
-          f"{a['xruns'] / a['minutes']:.1f} |")
+    for phase, label in (("idle", "same jam idle (recording only)"), ("ahead", "generate-ahead, 4 -> 4 bars")):
+        r = a[phase]
+        print(f"| {label} ({r['results']} continuations) | {r['minutes']:.2f} | {r['xruns']} | "
+              f"{r['xruns'] / r['minutes']:.1f} |")
     return 0
 
 
