@@ -193,8 +193,21 @@ class Jam:
         self.say(f"segue jam: {self.sr} Hz, clock {self.cfg.clock}, OSC on 127.0.0.1:{self.cfg.osc_port}; "
                  + KEY_HELP)
         last_status = 0.0
+        if self.cfg.clock == "midi":
+            port = self.cfg.midi_in or "segue-jam:in (a virtual port)"
+            self.say(f"waiting for MIDI clock on {port}; or use --bpm or --clock link")
+        reported: set[str] = set()
         while not self.stop_event.is_set():
-            self._step()
+            try:
+                self._step()
+            except Exception as e:  # report each distinct fault once; the audio keeps running
+                text = f"internal error in the control loop: {type(e).__name__}: {e}"
+                if text not in reported:
+                    reported.add(text)
+                    self.say(text)
+            if self.audio.error and self.audio.error not in reported:
+                reported.add(self.audio.error)
+                self.say(f"internal error in the audio callback: {self.audio.error}")
             t = time.monotonic()
             if self.cfg.status_line and t - last_status > 0.2:
                 last_status = t
@@ -218,7 +231,8 @@ class Jam:
                 got = self.trigger_map.handle(msg)
                 if got and got[0] == "learned":
                     b = got[1]
-                    self.say(f"learned: {b.kind} {b.number} (channel {b.channel}) -> {b.action}")
+                    saved = got[2] if len(got) > 2 else f"saved to {self.trigger_map.path}"
+                    self.say(f"learned: {b.kind} {b.number} (channel {b.channel}) -> {b.action}; {saved}")
                 elif got:
                     self.act(got[1], f)
         if self.follower is not None:

@@ -44,9 +44,14 @@ class JamAudio:
     def __init__(self, ring: RingBuffer, mixer: Mixer, stamper: FrameStamper, in_channels: list[int],
                  out_channels: list[int], device_in: str | None = None, device_out: str | None = None,
                  samplerate: int | None = None, blocksize: int = 0, api: str | None = None):
-        import sounddevice as sd
+        try:
+            import sounddevice as sd
+        except OSError as e:  # sounddevice loads PortAudio at import
+            raise RuntimeError(f"sounddevice cannot load PortAudio ({e}); on Debian/Ubuntu: apt install "
+                               "libportaudio2") from None
 
         self.sd = sd
+        self.error: str | None = None  # the last exception inside the callback (the stream keeps running)
         self.ring, self.mixer, self.stamper = ring, mixer, stamper
         self.in_channels, self.out_channels = in_channels, out_channels
         self.cmap: ClockMap | None = None  # set by the control thread
@@ -112,8 +117,11 @@ class JamAudio:
         self.level_db = max(20.0 * np.log10(peak + 1e-6), self.level_db - 0.5 * frames / 480.0)
         outdata.fill(0.0)
         mix = np.zeros((frames, len(self.out_channels)), dtype=np.float32)
-        self.mixer.render(mix, f0, self.cmap)
-        outdata[:, self.out_channels] = mix
+        try:
+            self.mixer.render(mix, f0, self.cmap)
+            outdata[:, self.out_channels] = mix
+        except Exception as e:  # a bug must not stop the band's audio: silence this block, report it
+            self.error = f"{type(e).__name__}: {e}"
         self.frame = f0 + frames
         self.block = frames
         self.t_last = t

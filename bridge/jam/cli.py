@@ -108,12 +108,18 @@ def cmd_jam(args) -> int:
     except ValueError as e:
         print(f"segue jam: {e}", file=sys.stderr)
         return 2
+    try:
+        import mido  # noqa: F401
+        import rtmidi  # noqa: F401
+    except ImportError as e:
+        print(f"segue jam needs the live extra ({e.name} is missing): pip install 'segue[live]'", file=sys.stderr)
+        return 1
     from .app import Jam
 
     jam = Jam(cfg)
     try:
         jam.open()
-    except (RuntimeError, ValueError, ImportError) as e:
+    except (RuntimeError, ValueError, ImportError, OSError) as e:
         print(f"segue jam: {e}", file=sys.stderr)
         jam.close()
         return 1

@@ -115,7 +115,8 @@ class Mixer:
                 if c.bar is None:
                     c.bar = launch_bar(cmap, frame0 + self.offset, c.quantize)
                 s = start_frame(cmap, c.bar) - self.offset
-                if s < frame0 - self.late_frames:  # passed unseen (a stall): next launch bar instead
+                far = end + (c.quantize + 1) * cmap.frames_per_bar  # a Song Position jump moved the grid
+                if s < frame0 - self.late_frames or s > far:  # passed unseen (a stall), or jumped: re-target
                     c.bar = launch_bar(cmap, frame0 + self.offset, c.quantize)
                     s = start_frame(cmap, c.bar) - self.offset
                 if s < end:

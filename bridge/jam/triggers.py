@@ -146,7 +146,10 @@ class TriggerMap:
             # One control, one action: the new binding replaces any for the same control.
             self.bindings = [x for x in self.bindings if (x.kind, x.number) != (kind, number)] + [b]
             self.learning = None
-            self.save()
+            try:
+                self.save()
+            except OSError as e:
+                return "learned", b, f"not saved to {self.path}: {e.strerror}"
             return "learned", b
         for b in self.bindings:
             if b.matches(msg):
