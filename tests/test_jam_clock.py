@@ -174,3 +174,30 @@ def test_frame_stamper_interpolates_between_callback_marks():
     assert s.to_frame(2.0) is None  # newer than the last callback: ask again later
     assert s.to_frame(0.5) == 128  # older than every mark: clamped
     assert isinstance(fixed_map(100, SR), ClockMap)
+
+
+@pytest.mark.parametrize("name", ["steady_jitter", "drift"])
+def test_recorded_jack_streams(name):
+    """Streams recorded through a real JACK MIDI port by tests/live/record_clock.py (120 BPM with +-1 ms
+    sender jitter; a drift from 119 to 121 BPM over 4 bars), replayed: the tempo is within 0.5 % from one
+    bar on and every bar line lands within 1 ms, in the right bar. (A steep 7 % ramp over 4 bars is beyond
+    this: the line through the last bar then sits ~2-5 ms off; see test_tempo_change_settles_within_a_bar.)"""
+    import json
+    from pathlib import Path
+
+    stream = next(s for s in json.loads((Path(__file__).parent / "live" / "clock_streams.json").read_text())
+                  if s["name"] == name)
+    truth = np.asarray(stream["truth"])
+    f = MidiClockFollower(stream["sr"])
+    errors = []
+    for frame, kind, value in stream["seen"]:
+        f.feed(frame, kind, value)
+        if kind == "clock" and f.running:
+            k = int(f.next_tick - 1)
+            if k >= 96:
+                true_bpm = 60.0 * SR / (24 * (truth[k] - truth[k - 1]))
+                assert abs(f.map.bpm - true_bpm) / true_bpm < 0.005, (k, f.map.bpm, true_bpm)
+            if k >= 96 and k % 96 == 0:  # a bar line just arrived: where does the map put it?
+                errors.append(f.map.frame_of_bar(k // 96) - truth[k])
+                assert f.map.bar_beat(truth[k] + 60)[0] == k // 96
+    assert len(errors) == 4 and max(abs(e) for e in errors) < 48, errors
