@@ -173,7 +173,7 @@ def test_end_to_end_continuation_starts_on_the_bar_line_and_is_the_engines_resul
     silent_from = stop_at - t0 + fade + 2 * PERIOD
     assert not out[silent_from:].any() and out[stop_at - t0 - 2 * PERIOD - 1000:stop_at - t0 - 2 * PERIOD].any()
     # The bars sent to the engine are the band's bars 0-1, cut on the grid (within 1 ms).
-    src, _ = read_audio(next(Path(engine.root / "jam").glob("jam-*.wav")))
+    src, _ = read_audio(Path(engine.root / "jam") / f"jam-{launch['id']}.wav")
     assert abs(src.shape[1] - 2 * bar) <= 96  # two bars at the estimated tempo
     lag = _lag(src[0], loop[:2 * bar, 0])
     assert abs(lag) <= 48, f"source bars off the grid by {lag} frames"

@@ -134,3 +134,21 @@ def test_keys_and_osc_actions():
         osc_action("/jam/dance", [])
     with pytest.raises(ValueError, match=r"\(0, 64\]"):
         osc_action("/jam/bars", [0])
+
+
+def test_bar_lines_recorded_half_a_bar_later_are_used_for_the_cut():
+    from bridge.jam.ringbuffer import BarLines
+
+    lines = BarLines()
+    old = fixed_map(120.0, SR)  # the map while bars 0-3 were played
+    for f in range(0, int(3.6 * 96000), 4800):
+        lines.update(old, f)
+    assert sorted(lines.frames)[-4:] == [0, 1, 2, 3]  # each recorded half a bar after its line
+    # Later the map has drifted a little (a 0.1 % tempo error): the recorded lines keep the cut on the grid.
+    new = old.__class__(**{**old.__dict__, "frames_per_tick": 1001.0, "anchor_frame": 336000.0,
+                           "anchor_tick": 336.0})
+    assert last_bars(new, 340000, 2, lines=lines) == (1, 96000, 288000)
+    assert last_bars(new, 340000, 2)[1:] != (96000, 288000)  # without the history the cut would move
+    stopped = old.__class__(**{**old.__dict__, "running": False})
+    lines.update(stopped, 0)
+    assert not lines.frames

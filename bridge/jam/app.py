@@ -30,7 +30,7 @@ import numpy as np
 from ..client import EngineClient, NoEngine, request_args
 from ..protocol import Double, ProtocolError, decode, encode
 from .clock import MIDI_CLOCK_KINDS, ClockMap, FrameStamper, MidiClockFollower, fixed_map, parse_sig
-from .ringbuffer import RingBuffer, last_bars
+from .ringbuffer import BarLines, RingBuffer, last_bars
 from .scheduler import Clip, Mixer
 from .triggers import KEY_HELP, Action, TriggerMap, osc_action
 
@@ -112,6 +112,7 @@ class Jam:
         self.sock: socket.socket | None = None
         self.audio = None
         self._files: deque[Path] = deque()
+        self.bar_lines = BarLines()
 
     # ---------------------------------------------------------------- setup
     def open(self) -> None:
@@ -241,6 +242,7 @@ class Jam:
         elif self.link is not None:
             self.audio.cmap = self.link.map(self.stamper)
         cmap = self.audio.cmap
+        self.bar_lines.update(cmap, frame)
         if self.clock_sender is not None and cmap is not None and cmap.running:
             self.clock_sender.poll(cmap, frame)
         if self.ahead and self.current is None and self.jobs.empty() and cmap is not None and cmap.running:
@@ -309,7 +311,7 @@ class Jam:
         if cmap is None or not cmap.running:
             return self.say("continue: the clock is not running (waiting for MIDI clock / Start)") if not quiet else ""
         try:
-            first, start, stop = last_bars(cmap, frame, context, held_from=self.ring.start)
+            first, start, stop = last_bars(cmap, frame, context, held_from=self.ring.start, lines=self.bar_lines)
             audio = self.ring.read(start, stop)
         except ValueError as e:
             return self.say(f"continue: {e}") if not quiet else ""
