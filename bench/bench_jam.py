@@ -93,27 +93,33 @@ def trigger_to_sound(tmp: Path, n: int, bpm: float, seed: int) -> dict:
 
 
 def ahead_xruns(tmp: Path, seconds: float) -> dict:
-    """The same jam, first idle (recording only) then generating ahead (a new continuation every bar), side
-    by side in one run: xruns and minutes for each half."""
+    """The same jam idle (recording only) and generating ahead (a new continuation every bar), in alternating
+    slices of one run: xruns and minutes for each."""
     engine = start_engine(tmp / "a")
     band = Band("bench-ahead")
     jam = Jam(tmp, engine.port, "--bpm", "120", "--context", "4", "--bars", "4",
               "--workdir", str(engine.root / "jam"))
-    out = {}
     try:
         jam.wait_ready()
         wait_for_ports(band.client, ["PortAudio:in_0"])
         rewire(band.client, [("bench-ahead:out_0", "PortAudio:in_0"), ("bench-ahead:out_1", "PortAudio:in_1")])
         band.audio_start, band.audio = band.frame, groove(2 * seconds + 20, SR, bpm=120.0).T.copy()
         wait_frames(band.client, band.frame + 9 * SR)  # four bars recorded before anything is generated
-        for phase in ("idle", "ahead"):
-            if phase == "ahead":
-                jam.send("/jam/ahead")
+        jam.send("/jam/ahead")  # on; the first toggle below turns it off for the first idle slice
+        # Alternate idle and generating slices (ABABAB) so the load of other processes on the machine falls
+        # on both about equally.
+        out = {p: {"xruns": 0, "minutes": 0.0, "results": 0} for p in ("idle", "ahead")}
+        for k in range(6):
+            phase = ("idle", "ahead")[k % 2]
+            jam.send("/jam/ahead")  # toggles: on for the ahead slices, off for the idle ones
+            if phase == "idle":
+                time.sleep(0.5)  # let a running generation finish before the idle slice starts
             x0, w0 = jam.status(), time.monotonic()
-            wait_frames(band.client, band.frame + int(seconds * SR), timeout=600)
+            wait_frames(band.client, band.frame + int(seconds / 3 * SR), timeout=600)
             st = jam.status()
-            out[phase] = {"xruns": st["xruns"] - x0["xruns"], "minutes": (time.monotonic() - w0) / 60.0,
-                          "results": len(st["results"]) - len(x0["results"])}
+            out[phase]["xruns"] += st["xruns"] - x0["xruns"]
+            out[phase]["minutes"] += (time.monotonic() - w0) / 60.0
+            out[phase]["results"] += st["results_total"] - x0["results_total"]
     finally:
         jam.stop()
         band.close()

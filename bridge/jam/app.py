@@ -101,6 +101,7 @@ class Jam:
         self.ready: tuple[Job, Clip] | None = None
         self.last_job: Job | None = None
         self.results: deque[dict] = deque(maxlen=32)
+        self.results_total = 0
         self.bars_out = float(cfg.bars)
         self.loop = cfg.loop
         self.ahead = cfg.ahead
@@ -113,6 +114,7 @@ class Jam:
         self.audio = None
         self._files: deque[Path] = deque()
         self.bar_lines = BarLines()
+        self.lock = threading.RLock()  # actions vs the engine worker's hand-over of results
 
     # ---------------------------------------------------------------- setup
     def open(self) -> None:
@@ -185,7 +187,7 @@ class Jam:
             self.sock.close()
 
     # ---------------------------------------------------------------- running
-    def run(self, until: float | None = None) -> None:
+    def run(self) -> None:
         """Start everything and loop until stopped (`stop_event`, 'q', SIGINT/SIGTERM in the CLI)."""
         self.audio.start()
         threading.Thread(target=self._worker, name="jam-engine", daemon=True).start()
@@ -249,11 +251,17 @@ class Jam:
             last = math.floor(cmap.tick_at_frame(frame) / cmap.ticks_per_bar)
             if self.ahead_tried < last:  # at most one try per new bar, whether it succeeds or not
                 self.ahead_tried = last
-                self._start_job(frame, self.cfg.context, self.bars_out, ahead=True, quiet=True)
+                with self.lock:
+                    self._start_job(frame, self.cfg.context, self.bars_out, ahead=True, quiet=True)
 
     # ---------------------------------------------------------------- actions
     def act(self, action: Action, frame: float | None = None) -> str:
-        """Do one action; returns a one-line message (also shown in the status)."""
+        """Do one action; returns a one-line message (also shown in the status). Called from the control loop
+        (MIDI), the OSC listener and the keys: one at a time."""
+        with self.lock:
+            return self._act(action, frame)
+
+    def _act(self, action: Action, frame: float | None) -> str:
         frame = self.audio.frame if frame is None else frame
         name = action.name
         if name.startswith("learn:"):
@@ -398,10 +406,16 @@ class Jam:
                     quantize=self.cfg.quantize,
                     info={"path": str(path), "trigger_frame": job.trigger_frame, "ready_frame": self.audio.frame,
                           "source_bars": list(job.source_bars), "bpm": job.bpm, "generate_s": gen_s})
+        self.results_total += 1
         self.results.append({"id": job.id, "path": str(path), "frames": len(clip.audio), "generate_s": gen_s,
                              "ahead": job.ahead})
+        with self.lock:
+            self._hand_over(job, clip, gen_s)
+
+    def _hand_over(self, job: Job, clip: Clip, gen_s: float) -> None:
         if job.ahead and self.launch_pending:
             self.launch_pending = False
+            clip.info["trigger_frame"] = job.trigger_frame  # the trigger came while it was generated
             self.mixer.submit(clip)
             self.say(f"ready {job.id} after {gen_s:.2f} s: launches on the next bar line")
         elif job.ahead and self.ahead:
@@ -480,6 +494,7 @@ class Jam:
             "ready": self.ready is not None, "playing": len(mixer.voices),
             "loop": self.loop, "ahead": self.ahead, "bars": self.bars_out,
             "xruns": self.audio.xruns, "launched": list(mixer.launched), "results": list(self.results),
+            "results_total": self.results_total,
             "messages": list(self.messages)[-5:],
         }
 

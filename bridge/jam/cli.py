@@ -116,6 +116,10 @@ def cmd_jam(args) -> int:
         return 1
     from .app import Jam
 
+    # The audio callback shares the interpreter with the control, OSC and engine-client threads (no
+    # generation: that runs in the engine). A 1 ms switch interval keeps any of them from making the
+    # callback wait the default 5 ms for the GIL (live.md: 852 -> 1 xruns with a busy thread).
+    sys.setswitchinterval(0.001)
     jam = Jam(cfg)
     try:
         jam.open()
