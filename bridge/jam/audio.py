@@ -64,11 +64,15 @@ class JamAudio:
             din, dout = self._pick(api, _device(device_in), "input"), self._pick(api, _device(device_out), "output")
             n_in, n_out = max(in_channels) + 1, max(out_channels) + 1
             if samplerate is None:
-                samplerate = int(sd.query_devices(dout)["default_samplerate"])
+                info = sd.query_devices(dout) if dout is not None else sd.query_devices(kind="output")
+                samplerate = int(info["default_samplerate"])
             self.stream = sd.Stream(samplerate=samplerate, blocksize=blocksize, device=(din, dout),
                                     channels=(n_in, n_out), dtype="float32", callback=self._callback)
         except (sd.PortAudioError, ValueError) as e:
-            raise RuntimeError(f"cannot open the audio stream: {e}") from None
+            apis = ", ".join(f"{h['name']} ({len(h['devices'])} devices)" for h in sd.query_hostapis())
+            raise RuntimeError(f"cannot open the audio stream: {e}. Audio APIs here: {apis}; choose with "
+                               "--audio-api, --device-in, --device-out (under JACK the server must be running "
+                               "before the jam starts)") from None
         self.sr = int(self.stream.samplerate)
 
     def _pick(self, api: str | None, dev, kind: str):
