@@ -127,8 +127,9 @@ def ahead_xruns(tmp: Path, seconds: float) -> dict:
     return out
 
 
-def dsp_generation(tmp: Path, rounds: int) -> list[tuple[float, list[float]]]:
-    engine = start_engine(tmp / "g")
+def dsp_generation(tmp: Path, rounds: int, backend: str = "dsp",
+                   extra: tuple[str, ...] = ()) -> list[tuple[float, list[float]]]:
+    engine = start_engine(tmp / "g", *extra, backend=backend)
     rows = []
     try:
         with engine.client() as c:
@@ -157,6 +158,8 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=7, help="dsp generations per tempo")
     ap.add_argument("--ahead-seconds", type=float, default=40.0)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--backend", default="dsp", help="backend for the generation-time part (e.g. sao-small)")
+    ap.add_argument("--model", help="model folder for a neural backend (weights or a random full-size stand-in)")
     args = ap.parse_args()
     why = JackServer.unavailable()
     if why:
@@ -169,7 +172,7 @@ def main() -> int:
             tmp = Path(d)
             t = trigger_to_sound(tmp, args.triggers, args.bpm, args.seed)
             a = ahead_xruns(tmp, args.ahead_seconds)
-            g = dsp_generation(tmp, args.rounds)
+            g = dsp_generation(tmp, args.rounds, args.backend, ("--model", args.model) if args.model else ())
     finally:
         server.stop()
     print(f"segue jam benchmark, {time.strftime('%Y-%m-%d')}, {platform.machine()}, {os.cpu_count()} cores, "
@@ -182,7 +185,8 @@ def main() -> int:
         if xs:
             print(f"| {name} | {min(xs):.2f} | {statistics.median(xs):.2f} | {q(xs, 0.9):.2f} | {max(xs):.2f} |")
     print(f"\nstart errors found for {len(t['errs'])} of {t['launched']} launches\n")
-    print("dsp generation (OSC round trip, continue 4 bars -> 4 bars, 48 kHz stereo, fresh source each time):\n")
+    print(f"{args.backend} generation (OSC round trip, continue 4 bars -> 4 bars, 48 kHz stereo, fresh source "
+          "each time):\n")
     print("| BPM | bar (s) | median (s) | max (s) | median / bar |\n|---|---|---|---|---|")
     for bpm, times in g:
         bar_s = 4 * 60.0 / bpm
