@@ -152,3 +152,13 @@ def test_bar_lines_recorded_half_a_bar_later_are_used_for_the_cut():
     stopped = old.__class__(**{**old.__dict__, "running": False})
     lines.update(stopped, 0)
     assert not lines.frames
+
+
+def test_mixer_offset_starts_before_the_bar_line_and_quantize_waits_for_the_grid():
+    clip = np.ones((4800, 2), np.float32)
+    mx = Mixer(2, fade=0, offset=240)  # 5 ms of output latency made up
+    mx.submit(Clip(clip, id="o", quantize=2))
+    out = render(mx, M120, 1024, 1024 + 256 * 800)  # ready in bar 0: the 2-bar grid's next line is bar 2
+    assert mx.launched[-1]["bar"] == 2 and mx.launched[-1]["start"] == 192000 - 240
+    s = 192000 - 240 - 1024
+    assert not out[:s].any() and out[s:s + 4800].all() and not out[s + 4800:].any()
