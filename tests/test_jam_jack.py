@@ -280,3 +280,28 @@ def test_fixed_tempo_generate_ahead_launches_on_the_very_next_bar(jack_server, t
         band.close()
         stop_engine(engine)
     assert code == 0, jam.log.read_text()
+
+
+def test_terminal_keys(jack_server, tmp_path):
+    """Keys on a real terminal (a pty): digits set the bar count, 'l' toggles loop, 'm' then 's' learns the
+    stop action, 'q' quits cleanly."""
+    import pty
+
+    master, slave = pty.openpty()
+    jam = Jam(tmp_path, free_port(), "--bpm", "120", "--triggers", str(tmp_path / "t.toml"),
+              "--workdir", str(tmp_path / "work"), stdin=slave)
+    try:
+        jam.wait_ready()
+        os.write(master, b"3")
+        _until(lambda: jam.status()["bars"] == 3.0, "key 3 did not set 3 bars")
+        os.write(master, b"l")
+        _until(lambda: jam.status()["loop"] is True, "key l did not toggle loop")
+        os.write(master, b"ms")
+        _until(lambda: any("learn: press the note or CC for 'stop'" in m for m in jam.status()["messages"]),
+               "m then s did not start learning 'stop'")
+        os.write(master, b"q")
+        assert jam.proc.wait(timeout=20) == 0, jam.log.read_text()
+    finally:
+        jam.stop()
+        os.close(master)
+        os.close(slave)

@@ -22,14 +22,15 @@ def free_port() -> int:
 class Jam:
     """A real `segue jam` process and an OSC socket to talk to it."""
 
-    def __init__(self, tmp: Path, engine_port: int, *args: str):
+    def __init__(self, tmp: Path, engine_port: int, *args: str, stdin=None):
         self.osc_port = free_port()
         self.log = tmp / f"jam-{self.osc_port}.log"
         env = dict(os.environ, PYTHONPATH=str(ROOT))
         self.proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "jam", "--audio-api", "jack",
                                       "--midi-api", "UNIX_JACK", "--port", str(engine_port), "--osc-port",
                                       str(self.osc_port), "--status", "off", *args],
-                                     stdout=open(self.log, "w"), stderr=subprocess.STDOUT, env=env, cwd=str(ROOT))
+                                     stdout=open(self.log, "w"), stderr=subprocess.STDOUT, env=env, cwd=str(ROOT),
+                                     stdin=stdin)
         # (a later "--status on" wins over the "off" above: argparse keeps the last value)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
