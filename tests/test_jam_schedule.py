@@ -101,7 +101,7 @@ def test_mixer_clock_stop_fades_out_and_requeues():
 
 
 def test_trigger_map_file_learn_and_actions(tmp_path):
-    import mido
+    mido = pytest.importorskip("mido", reason="mido (the live extra) is not installed")
 
     path = tmp_path / "triggers.toml"
     tm = TriggerMap.load(path)  # missing file: defaults
