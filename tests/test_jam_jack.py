@@ -30,10 +30,17 @@ pytestmark = pytest.mark.skipif(JackServer.unavailable() is not None,
 
 @pytest.fixture(scope="module")
 def jack_server():
+    keys = ("JACK_DEFAULT_SERVER", "MIDO_BACKEND", "JACK_NO_AUDIO_RESERVATION")
+    saved = {k: os.environ.get(k) for k in keys}
     server = JackServer(f"segue-test-{os.getpid()}")
-    server.start()
+    server.start()  # sets those variables for this process and the jams it starts
     yield server
     server.stop()  # every PortAudio user (the jam processes) has exited by now
+    for k, v in saved.items():  # leave the environment as other test modules expect it
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
 
 
 # ------------------------------------------------------------------ clock follower through JACK MIDI
