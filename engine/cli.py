@@ -788,6 +788,9 @@ def build_parser() -> argparse.ArgumentParser:
         pass
     else:
         add_models_parser(sub)
+    from bridge.jam.cli import add_jam_parser  # `segue jam` (live playing): bridge/jam/
+
+    add_jam_parser(sub)
     return parser
 
 

@@ -37,6 +37,9 @@ fi
     --no-deps --ignore-requires-python --target .venv/sat-0.0.20 stable-audio-tools==0.0.20
 .venv/bin/pip install -q --disable-pip-version-check --no-deps einops-exts alias-free-torch==0.0.6
 
+# The real audio/MIDI path for the `segue jam` tests: JACK (dummy driver), PortAudio, python-rtmidi, JACK-Client.
+scripts/jack.sh install .venv/bin/python
+
 set +e
 .venv/bin/python -m pytest "$@"
 rc=$?
