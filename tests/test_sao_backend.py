@@ -30,7 +30,8 @@ def folders(tmp_path_factory):
 @pytest.fixture(scope="module")
 def backend(folders):
     b = create("sao-small", BackendConfig(model=str(folders / "model"), text_encoder=str(folders / "t5"),
-                                          precision="fp32", extra={"context_seconds": 0.15}))
+                                          precision="fp32", extra={"context_seconds": 0.15,
+                                                                            "prefetch": False}))
     b.load()
     return b
 
