@@ -34,6 +34,7 @@ from ...errors import SegueError
 from ..base import Backend, BackendConfig, Capabilities, JobContext, Task
 from ..neural import hub, runtime
 from ..neural.latent_cache import LatentCache, SourceLatents
+from ..neural.prompt import with_tempo
 from ..neural.paste import bend_into, fade_length, from_model_rate, level_gain, outside_mask, paste_regions
 from ..neural.window import context_window, group_regions, keep_mask, runs, snap, union
 from .conditioners import TextEncoder, load_text_encoder
@@ -217,11 +218,7 @@ class SaoSmallBackend(Backend):
 
     # ------------------------------------------------------------ the edit
     def prompt_for(self, task: Task) -> str:
-        text = (task.prompt or "").strip()
-        if task.grid is not None:
-            bpm = f"{task.grid.bpm:g} BPM"
-            text = f"{text}, {bpm}" if text else bpm
-        return text
+        return with_tempo(task.prompt, task.grid)
 
     def _frames_of(self, task: Task, a: int, n: int) -> tuple[int, int]:
         """Latent frames touching task samples [a, a + n)."""

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -167,6 +168,13 @@ def load_model(folder: str | Path, dit_dtype=torch.float32, vae_dtype=torch.floa
                device: str | torch.device = "cpu") -> tuple[SaoModel, dict]:
     """Build the model from folder/model_config.json and load the checkpoint strictly."""
     folder = Path(folder)
+    try:
+        model_type = json.loads((folder / "model_config.json").read_text()).get("model_type")
+    except (OSError, ValueError, AttributeError):
+        model_type = None     # SaoConfig.from_file names the problem
+    if model_type == "diffusion_cond_inpaint":
+        raise SegueError("model_invalid", f"{folder} holds a Stable Audio 3 model (model_type diffusion_cond_inpaint), "
+                         "not Stable Audio Open: serve it with --backend sa3-small")
     cfg = SaoConfig.from_file(folder / "model_config.json")
     ckpt = checkpoint_path(folder)
     with torch.device("meta"):
