@@ -123,3 +123,42 @@ def write_tiny_sa3_folder(root: Path, cfg: dict | None = None, seed: int = 0) ->
     randomize_(model, seed)
     make_t5gemma_folder(root / T5_SUBFOLDER, seed=seed)
     return write_model_folder(root, cfg, export_official_state_dict(model))
+
+
+# ---------------------------------------------------------------- the oracle (its own process)
+
+def sat020_target() -> Path:
+    """Where scripts/test.sh installs stable-audio-tools 0.0.20 (`--target`): $SEGUE_SAT020, else
+    <venv>/sat-0.0.20."""
+    import os
+    import sys
+
+    return Path(os.environ.get("SEGUE_SAT020") or Path(sys.prefix) / "sat-0.0.20")
+
+
+def sat020_available() -> bool:
+    import importlib.util
+
+    t = sat020_target()
+    return (t / "stable_audio_tools" / "__init__.py").is_file() and all(
+        importlib.util.find_spec(m) is not None for m in ("einops", "einops_exts", "alias_free_torch"))
+
+
+def run_oracle(folder: Path, cfg: dict, seed: int = 0, randomize: bool = True, refs: bool = False,
+               timeout: float = 900) -> dict:
+    """Build the official model for cfg with stable-audio-tools 0.0.20 in a subprocess; it writes
+    folder/model_config.json, folder/model.safetensors (+ folder/refs.pt). folder must already hold
+    the T5Gemma stand-in subfolder. Returns {"tensors", "params"} of the written state dict."""
+    import subprocess
+    import sys
+
+    folder.mkdir(parents=True, exist_ok=True)
+    job = folder.parent / f"{folder.name}_job.json"
+    job.write_text(json.dumps({"config": cfg, "folder": str(folder), "seed": seed, "randomize": randomize,
+                               "refs": refs}))
+    here = Path(__file__).resolve()
+    r = subprocess.run([sys.executable, str(here.parent / "oracle.py"), str(sat020_target()), str(job)],
+                       capture_output=True, text=True, timeout=timeout, cwd=str(here.parents[2]))
+    if r.returncode != 0:
+        raise RuntimeError(f"oracle failed ({r.returncode}):\n{r.stdout[-3000:]}\n{r.stderr[-6000:]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])

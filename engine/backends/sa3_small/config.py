@@ -91,12 +91,10 @@ class ConditioningConfig:
 
 @dataclass(frozen=True)
 class SamplingConfig:
-    """The inference schedule: LogSNRShift (the default when the config has no
-    `sampling_distribution_shift_options`: rate 0, anchor -6.2, end 2.0)."""
-    anchor_length: float = 2000.0
-    anchor_logsnr: float = -6.2
-    rate: float = 0.0
-    logsnr_end: float = 2.0
+    """The inference schedule's shift: `sampling_distribution_shift_options` of the config, or when it is
+    null the official default LogSNRShift(rate 0, anchor -6.2, end 2.0)."""
+    shift: str = "logsnr"                       # "logsnr", "full", "flux" or "none"
+    shift_args: tuple = (("anchor_logsnr", -6.2), ("rate", 0.0), ("logsnr_end", 2.0))
     mask_padding_attention: bool = True
     use_effective_length_for_schedule: bool = True
 
@@ -269,19 +267,23 @@ def _dit(diff: dict) -> DitConfig:
     return cfg
 
 
+_SHIFT_ARGS = {"logsnr": {"anchor_length", "anchor_logsnr", "rate", "logsnr_end"},
+               "full": {"base_shift", "max_shift", "max_length", "min_length", "use_sine"},
+               "flux": {"min_length", "max_length", "alpha_min", "alpha_max"}, "none": set()}
+
+
 def _sampling(diff: dict) -> SamplingConfig:
     opts = diff.get("sampling_distribution_shift_options")
     base = dict(mask_padding_attention=bool(diff.get("mask_padding_attention", False)),
                 use_effective_length_for_schedule=bool(diff.get("use_effective_length_for_schedule", False)))
     if opts is None:
         return SamplingConfig(**base)
-    _need(opts.get("type") == "logsnr", f"sampling_distribution_shift_options type {opts.get('type')!r} "
-                                        "(only 'logsnr' or null)")
-    extra = set(opts) - {"type", "anchor_length", "anchor_logsnr", "rate", "logsnr_end"}
+    kind = opts.get("type", "full")
+    _need(kind in _SHIFT_ARGS, f"sampling_distribution_shift_options type {kind!r} (logsnr, full, flux or none)")
+    args = {k: v for k, v in opts.items() if k != "type"}
+    extra = set(args) - _SHIFT_ARGS[kind]
     _need(not extra, f"sampling_distribution_shift_options keys {sorted(extra)}")
-    return SamplingConfig(anchor_length=float(opts.get("anchor_length", 2000)),
-                          anchor_logsnr=float(opts.get("anchor_logsnr", -6.2)), rate=float(opts.get("rate", 1.0)),
-                          logsnr_end=float(opts.get("logsnr_end", 2.0)), **base)
+    return SamplingConfig(shift=kind, shift_args=tuple(sorted(args.items())), **base)
 
 
 def _conditioning(cc: dict, diff: dict) -> ConditioningConfig:

@@ -125,12 +125,17 @@ class CrossAttention(nn.Module):
         self.q_norm = RMSNorm(head_dim, eps=1e-6)
         self.k_norm = RMSNorm(head_dim, eps=1e-6)
 
-    def forward(self, x, context):
-        q = _heads(self.to_q(x), self.heads)
+    def keys_values(self, context):
+        """(k, v) for the context tokens (B, S, context_dim), k already normalised: the same at every
+        sampling step, so a trajectory computes them once."""
         k, v = (_heads(t, self.kv_heads) for t in self.to_kv(context).chunk(2, dim=-1))
         if self.kv_heads != self.heads:
             k, v = (t.repeat_interleave(self.heads // self.kv_heads, dim=1) for t in (k, v))
-        q, k = self.q_norm(q), self.k_norm(k)
+        return self.k_norm(k), v
+
+    def forward(self, x, kv):
+        q = self.q_norm(_heads(self.to_q(x), self.heads))
+        k, v = kv
         out = F.scaled_dot_product_attention(q, k, v)
         b, h, n, d = out.shape
         return self.to_out(out.transpose(1, 2).reshape(b, n, h * d))
@@ -166,15 +171,20 @@ class Block(nn.Module):
         self.to_scale_shift_gate = nn.Parameter(torch.zeros(6 * d))
         self.to_local_embed = nn.Sequential(nn.Linear(cfg.local_add_cond_dim, d), nn.SiLU(), nn.Linear(d, d))
 
-    def forward(self, x, context, glob, local, freqs, keep):
-        """x (B, M+T, d); context (B, S, d); glob (B, 6d); local (B, T, local_dim); keep (B, M+T) or None."""
+    def prepare(self, context, local):
+        """What does not change between sampling steps: cross-attention (k, v) of the context (B, S, d)
+        and the local embedding (B, T, d) of [mask, latents * mask] (B, T, local_dim) or None."""
+        return self.cross_attn.keys_values(context), None if local is None else self.to_local_embed(local)
+
+    def forward(self, x, prepared, glob, freqs, keep):
+        """x (B, M+T, d); prepared from `prepare`; glob (B, 6d); keep (B, M+T) bool or None."""
+        kv, local = prepared
         ssa, shsa, gsa, sff, shff, gff = (self.to_scale_shift_gate + glob)[:, None, :].chunk(6, dim=-1)
         h = self.pre_norm(x) * (1 + ssa) + shsa
         x = x + self.self_attn(h, freqs, keep) * torch.sigmoid(1 - gsa)
-        x = x + self.cross_attn(self.cross_attend_norm(x), context)
-        if local is not None:
-            emb = self.to_local_embed(local)              # (B, T, d), left-padded over the memory tokens
-            x = x + F.pad(emb, (0, 0, x.shape[1] - emb.shape[1], 0))
+        x = x + self.cross_attn(self.cross_attend_norm(x), kv)
+        if local is not None:                             # (B, T, d), left-padded over the memory tokens
+            x = x + F.pad(local, (0, 0, x.shape[1] - local.shape[1], 0))
         h = self.ff_norm(x) * (1 + sff) + shff
         return x + self.ff(h) * torch.sigmoid(1 - gff)
 
@@ -190,16 +200,17 @@ class Transformer(nn.Module):
         self.global_cond_embedder = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, 6 * d))
         self.layers = nn.ModuleList([Block(cfg) for _ in range(cfg.depth)])
 
-    def forward(self, x, context, glob, local, keep):
-        """x (B, T, io) -> (B, T, io); keep (B, T) bool or None (valid latent frames)."""
+    def forward(self, x, prepared, glob, keep):
+        """x (B, T, io) -> (B, T, io); prepared: one `Block.prepare` result per layer; keep (B, T) bool
+        or None (valid latent frames)."""
         b, m = x.shape[0], self.memory_tokens.shape[0]
         x = torch.cat([self.memory_tokens.expand(b, -1, -1), self.project_in(x)], dim=1)
         freqs = self.rotary_pos_emb(x.shape[1])
         if keep is not None:
             keep = torch.cat([torch.ones(b, m, dtype=torch.bool, device=keep.device), keep.bool()], dim=1)
         glob = self.global_cond_embedder(glob)
-        for layer in self.layers:
-            x = layer(x, context, glob, local, freqs, keep)
+        for layer, prep in zip(self.layers, prepared):
+            x = layer(x, prep, glob, freqs, keep)
         return self.project_out(x[:, m:])
 
 
@@ -221,37 +232,54 @@ class DiT(nn.Module):
     def dtype(self) -> torch.dtype:
         return self.transformer.project_in.weight.dtype
 
-    def forward_once(self, x, t, cross, glob, local=None, keep=None):
+    def prepare(self, cross, local=None, cfg_scale: float = 1.0) -> list:
+        """Per-layer tensors that stay fixed over a trajectory (cross-attention keys/values, local
+        embeddings), for `forward(..., prepared=...)`: the same arithmetic, done once instead of per step.
+        cross (B, S, cond_dim); local (B, io + 1, T) or None; cfg_scale as the later forward calls
+        (guidance doubles the batch with zero cross tokens)."""
+        if cfg_scale != 1.0:
+            cross = torch.cat([cross, torch.zeros_like(cross)])
+            local = None if local is None else torch.cat([local, local])
+        dt = self.dtype
+        context = self.to_cond_embed(cross.to(dt))
+        if local is not None:
+            local = local.to(dt).transpose(1, 2)
+        return [layer.prepare(context, local) for layer in self.transformer.layers]
+
+    def forward_once(self, x, t, cross, glob, local=None, keep=None, prepared=None):
         """One network evaluation (no guidance).
 
         x (B, io, T) latents; t (B,) noise level in [0, 1]; cross (B, S, cond_dim) tokens;
         glob (B, cond_dim); local (B, io + 1, T) = [mask, latents * mask] or None;
-        keep (B, T) bool valid frames or None. Returns v (B, io, T) in the DiT's dtype.
+        keep (B, T) bool valid frames or None; prepared: `prepare(cross, local)` (then cross and
+        local are not read). Returns v (B, io, T) in the DiT's dtype.
         """
         dt = self.dtype
-        x, cross, glob = x.to(dt), cross.to(dt), glob.to(dt)
-        context = self.to_cond_embed(cross)
+        x, glob = x.to(dt), glob.to(dt)
+        if prepared is None:
+            prepared = self.prepare(cross, local)
         g = self.to_global_embed(glob)
         g = g + self.to_timestep_embed(expo_fourier_features(t.float().to(dt), self.cfg.timestep_features_dim))
-        if local is not None:
-            local = local.to(dt).transpose(1, 2)
         x = self.preprocess_conv(x) + x
-        out = self.transformer(x.transpose(1, 2), context, g, local, keep).transpose(1, 2)
+        out = self.transformer(x.transpose(1, 2), prepared, g, keep).transpose(1, 2)
         return self.postprocess_conv(out) + out
 
-    def forward(self, x, t, cross, glob, local=None, keep=None, cfg_scale: float = 1.0, apg_scale: float = 1.0):
+    def forward(self, x, t, cross, glob, local=None, keep=None, cfg_scale: float = 1.0, apg_scale: float = 1.0,
+                prepared=None):
         """Velocity, with classifier-free guidance when cfg_scale != 1.
 
         Guidance as the official `DiffusionTransformer.forward`: one batch of [conditional,
         unconditional (all cross tokens zero)], combined on the denoised estimates
         x - t v; `apg_scale` 1 keeps only the part of the difference orthogonal to the
-        conditional estimate (APG, the default), 0 is plain CFG. Shapes as forward_once.
+        conditional estimate (APG, the default), 0 is plain CFG. Shapes as forward_once;
+        `prepared` must come from `prepare(cross, local, cfg_scale)` with the same cfg_scale.
         """
         if cfg_scale == 1.0:
-            return self.forward_once(x, t, cross, glob, local, keep)
+            return self.forward_once(x, t, cross, glob, local, keep, prepared)
+        if prepared is None:
+            prepared = self.prepare(cross, local, cfg_scale)
         two = lambda a: None if a is None else torch.cat([a, a])  # noqa: E731
-        both = self.forward_once(two(x), two(t), torch.cat([cross, torch.zeros_like(cross)]), two(glob),
-                                 two(local), two(keep))
+        both = self.forward_once(two(x), two(t), None, two(glob), None, two(keep), prepared)
         v_c, v_u = both.chunk(2)
         x = x.to(v_c.dtype)
         sigma = t.float().to(v_c.dtype)[:, None, None]

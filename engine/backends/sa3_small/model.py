@@ -31,7 +31,7 @@ from .conditioner import PromptConditioner, SecondsConditioner
 from .config import Sa3Config
 from .dit import DiT
 from .same import SameAutoencoder
-from .sampler import logsnr_schedule, sample_pingpong
+from .sampler import build_schedule, sample_pingpong
 
 
 @dataclass
@@ -104,32 +104,50 @@ class SA3Model(nn.Module):
     @torch.no_grad()
     def velocity(self, x: torch.Tensor, t: torch.Tensor, cond: Conditioning, mask: torch.Tensor | None = None,
                  masked_latents: torch.Tensor | None = None, keep: torch.Tensor | None = None,
-                 cfg_scale: float = 1.0, apg_scale: float = 1.0) -> torch.Tensor:
+                 cfg_scale: float = 1.0, apg_scale: float = 1.0, prepared: list | None = None) -> torch.Tensor:
         """v (B, 256, T) for x (B, 256, T) at noise level t (B,) in [0, 1].
 
-        mask (B, T) or (B, 1, T): 1 keep, 0 generate; masked_latents (B, 256, T) = source latents * mask.
+        mask (B, T) or (B, 1, T): 1 keep, 0 generate; masked_latents (B, 256, T) = source latents * mask
+        (a batch of 1 is shared by every variation).
         Both None = plain generation (the official passes an all-zero mask and zero latents then).
         keep (B, T) bool: the padding mask (None = every frame valid). cfg_scale != 1 adds guidance
-        (APG by default, apg_scale 0 for plain CFG).
+        (APG by default, apg_scale 0 for plain CFG). prepared: `prepare(...)` with the same
+        cond, mask, masked_latents and cfg_scale (saves the per-step fixed work of a trajectory).
         """
-        b, _, n = x.shape
-        if mask is None:
-            mask = x.new_zeros(b, 1, n)
-        mask = mask.reshape(b, 1, n).to(x.dtype)
-        if masked_latents is None:
-            masked_latents = torch.zeros_like(x)
-        local = torch.cat([mask, masked_latents.to(x.dtype)], dim=1)
-        return self.dit(x, t, cond.cross, cond.glob, local, keep, cfg_scale=cfg_scale, apg_scale=apg_scale)
+        local = None
+        if prepared is None:
+            local = self.local_conditioning(x.shape[0], x.shape[-1], mask, masked_latents).to(x.device, x.dtype)
+        return self.dit(x, t, cond.cross, cond.glob, local, keep, cfg_scale=cfg_scale, apg_scale=apg_scale,
+                        prepared=prepared)
 
-    def schedule(self, steps: int, seconds_total: float | None = None, sigma_max: float = 1.0) -> torch.Tensor:
-        """The configured LogSNRShift schedule (steps + 1,) from sigma_max to 0."""
+    def local_conditioning(self, b: int, n: int, mask: torch.Tensor | None,
+                           masked_latents: torch.Tensor | None) -> torch.Tensor:
+        """[mask (B, 1, T), masked latents (B, 256, T)] -> (B, 257, T) float32. None stands for zeros:
+        the official plain generation passes an all-zero mask and zero latents."""
+        mask = torch.zeros(b, 1, n) if mask is None else mask.reshape(-1, 1, n).float().expand(b, 1, n)
+        if masked_latents is None:
+            masked_latents = torch.zeros(b, self.cfg.dit.io_channels, n, device=mask.device)
+        masked_latents = masked_latents.float().expand(b, -1, -1)
+        return torch.cat([mask.to(masked_latents.device), masked_latents], dim=1)
+
+    @torch.no_grad()
+    def prepare(self, cond: Conditioning, mask: torch.Tensor | None, masked_latents: torch.Tensor | None,
+                frames: int, cfg_scale: float = 1.0) -> list:
+        """The DiT's per-trajectory fixed tensors for `velocity(..., prepared=...)`."""
+        local = self.local_conditioning(cond.cross.shape[0], frames, mask, masked_latents)
+        return self.dit.prepare(cond.cross, local.to(cond.cross.device), cfg_scale)
+
+    def schedule(self, steps: int, frames: int, seconds_total: float | None = None,
+                 sigma_max: float = 1.0) -> torch.Tensor:
+        """The configured schedule (steps + 1,) from sigma_max to 0. The shift sees the effective
+        length ceil(int(seconds_total * sr) / 4096) when the config says so, else `frames`."""
         from .canvas import effective_latents
 
         s = self.cfg.sampling
-        seq = None
-        if s.rate != 0.0 and s.use_effective_length_for_schedule and seconds_total is not None:
+        seq = frames
+        if s.use_effective_length_for_schedule and seconds_total is not None:
             seq = effective_latents(seconds_total, self.cfg.sample_rate, self.samples_per_latent)
-        return logsnr_schedule(steps, sigma_max, s.anchor_logsnr, s.logsnr_end, s.rate, seq, s.anchor_length)
+        return build_schedule(steps, sigma_max, s.shift, seq, **dict(s.shift_args))
 
     @torch.no_grad()
     def inpaint(self, cond: Conditioning, mask: torch.Tensor | None, masked_latents: torch.Tensor | None,
@@ -147,12 +165,15 @@ class SA3Model(nn.Module):
         if noise is None:
             b = cond.cross.shape[0]
             n = frames if frames is not None else masked_latents.shape[-1]
-            noise = torch.randn((b, self.cfg.dit.io_channels, n), generator=generator)
-        x = noise.to(dt)
-        sigmas = self.schedule(steps, max(cond.seconds) if cond.seconds else None)
+            noise = torch.randn((b, self.cfg.dit.io_channels, n), generator=generator,
+                                device=generator.device if generator is not None else "cpu")
+        x = noise.to(self.dit.transformer.project_in.weight.device, dt)
+        sigmas = self.schedule(steps, x.shape[-1], max(cond.seconds) if cond.seconds else None)
+
+        prepared = self.prepare(cond, mask, masked_latents, x.shape[-1], cfg_scale)
 
         def model(x, t):
-            return self.velocity(x, t, cond, mask, masked_latents, keep, cfg_scale, apg_scale)
+            return self.velocity(x, t, cond, None, None, keep, cfg_scale, apg_scale, prepared)
 
         return sample_pingpong(model, x, sigmas, generator=generator, callback=callback)
 

@@ -11,7 +11,7 @@ code is in stable-audio-tools 0.0.20.
 Encoder: WNConv1d mapping 512 -> 768, then every 16 patch tokens get one learned token
 appended (17 per latent frame); 6 transformer blocks; the appended token becomes the
 latent (Linear 768 -> 256). Decoder: Linear 256 -> 768, every latent token gets 16
-learned tokens appended; 6 blocks; the 16 become patch frames (WNConv1d 768 -> 512).
+learned tokens appended; 6 blocks; the 16 (one learned token repeated) become patch frames (WNConv1d 768 -> 512).
 Attention runs in chunks of 34 tokens (2 latent frames): the first half of the blocks
 on disjoint chunks, the second half on chunks shifted by 17 tokens, the sequence
 edge-padded by repeating its first and last 17 tokens. Blocks: DyT norms, differential
@@ -35,6 +35,7 @@ from torch import nn
 
 from .config import AutoencoderConfig, SameConfig
 from .dit import Rotary, apply_rotary
+from .sampler import randn_from
 
 
 class DyT(nn.Module):
@@ -118,10 +119,11 @@ class Resampler(nn.Module):
         k = 3 if cfg.conv_mapping else 1
         if kind == "encoder":
             self.mapping = nn.Conv1d(cfg.io_channels, cfg.dim, k, padding="same", bias=cfg.mapping_bias)
-            self.new_tokens = nn.Parameter(torch.zeros(1, 1, cfg.dim))
         else:
             self.mapping = nn.Conv1d(cfg.dim, cfg.io_channels, k, padding="same", bias=cfg.mapping_bias)
-            self.new_tokens = nn.Parameter(torch.zeros(1, cfg.stride, cfg.dim))
+        # one learned token (variable stride), repeated: once per latent frame (encoder),
+        # `stride` times per latent frame (decoder)
+        self.new_tokens = nn.Parameter(torch.zeros(1, 1, cfg.dim))
         self.transformers = nn.ModuleList([SameBlock(cfg.dim, cfg.dim_heads, cfg.ff_mult) for _ in range(cfg.depth)])
 
     def _chunked(self, x: torch.Tensor) -> torch.Tensor:
@@ -154,9 +156,9 @@ class Resampler(nn.Module):
             x = _pad_to_multiple(x.transpose(1, 2), cfg.chunk_size // cfg.stride, 1)      # (B, N, d)
             b, n = x.shape[0], x.shape[1]
             tokens = x.reshape(b * n, 1, -1)
-            new = self.new_tokens.expand(b * n, -1, -1)
+            new = self.new_tokens.expand(b * n, cfg.stride, -1)
         if noise and cfg.mask_noise > 0:
-            new = new + torch.randn(new.shape, generator=generator, dtype=new.dtype, device=new.device) * cfg.mask_noise
+            new = new + randn_from(generator, new) * cfg.mask_noise
         x = torch.cat([tokens, new], dim=1).reshape(b, n * group, -1)
         x = self._chunked(x).reshape(b * n, group, -1)
         if self.kind == "encoder":
@@ -207,7 +209,7 @@ class SoftNorm(nn.Module):
             x = x * self.running_std
         if noise and self.noise_regularize:
             scale = self.running_std if self.running_std is not None else x.std(dim=-1, keepdim=True)
-            x = x + torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device) * scale * 1e-3
+            x = x + randn_from(generator, x) * scale * 1e-3
         return x
 
 
