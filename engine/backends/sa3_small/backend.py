@@ -153,7 +153,8 @@ class Sa3SmallBackend(Backend):
         cond = self._condition("", n * self.hop / self.sr)
         x = torch.zeros(1, io, n, device=self.device)
         local = torch.zeros(1, io + 1, n, device=self.device)
-        self._dit_fn(x, torch.ones(1, device=self.device), cond[0], cond[1], local, None)
+        self._dit_fn(x, torch.ones(1, device=self.device), cond[0], cond[1], local, None,
+                     prepared=self.model.dit.prepare(cond[0], local))
         z = self.model.encode(torch.zeros(1, self.cfg.audio_channels, n * self.hop, device=self.device))
         self.model.decode(z, noise=False)
 
@@ -309,7 +310,8 @@ class Sa3SmallBackend(Backend):
         lo, hi = 0.08 + 0.85 * part[0] / part[1], 0.08 + 0.85 * (part[0] + 1) / part[1]
 
         def batch(chunk):
-            return self._sample_decode(chunk, cross, glob, latents, mask, keep, (wa, wb, da, db), ctx, lo, hi)
+            return self._sample_decode(chunk, cross, glob, latents, mask, keep, (wa, wb, da, db), seconds_total,
+                                       ctx, lo, hi)
 
         audio = [y for out in runtime.run_batched(seeds, batch, self.device, ctx.notes) for y in out]
         model_regions = [(a * self.sr / task.sr, (a + n) * self.sr / task.sr) for a, n in regions]
@@ -324,9 +326,11 @@ class Sa3SmallBackend(Backend):
         return outs
 
     @torch.inference_mode()
-    def _sample_decode(self, seeds, cross, glob, latents, mask, keep, span, ctx, lo, hi) -> list[np.ndarray]:
-        """Sample the canvas for `seeds` (one generator each) and decode frames [da, db):
-        -> per seed (2, (db - da) * hop) float32 at the model rate, clamped to [-1, 1]."""
+    def _sample_decode(self, seeds, cross, glob, latents, mask, keep, span, seconds_total, ctx, lo,
+                       hi) -> list[np.ndarray]:
+        """Sample the canvas [wa, wb) for `seeds` (one generator each) and decode frames [da, db):
+        -> per seed (2, (db - da) * hop) float32 at the model rate, clamped to [-1, 1].
+        The cross-attention keys/values and the local embeddings are computed once (DiT.prepare)."""
         wa, wb, da, db = span
         b, n, dev = len(seeds), wb - wa, self.device
         io = self.cfg.dit.io_channels
@@ -340,11 +344,12 @@ class Sa3SmallBackend(Backend):
         local = torch.cat([m, (latents.to(dev) * mask.to(dev))[None].expand(b, -1, -1)], dim=1).to(self.dit_dtype)
         keep_b = None if keep is None else keep.to(dev)[None].expand(b, n)
         crossb, globb = cross.expand(b, -1, -1), glob.expand(b, -1)
-        sigmas = self.model.schedule(self.steps, float(n * self.hop / self.sr))
+        prepared = self.model.dit.prepare(crossb, local, self.cfg_scale)
+        sigmas = self.model.schedule(self.steps, n, seconds_total)
         ones = x.new_ones([b])
         for i in range(self.steps):
             t, t_next = sigmas[i].to(x.dtype), sigmas[i + 1].to(x.dtype)
-            v = self._dit_fn(x, t * ones, crossb, globb, local, keep_b, cfg_scale=self.cfg_scale)
+            v = self._dit_fn(x, t * ones, None, globb, None, keep_b, cfg_scale=self.cfg_scale, prepared=prepared)
             x = (1 - t_next) * (x - t * v.to(x.dtype)) + t_next * draw().to(x.dtype)
             ctx.step(i + 1, self.steps, lo=lo, hi=hi - 0.08 * (hi - lo))
         ctx.progress(hi - 0.05 * (hi - lo), "decode")
@@ -373,7 +378,8 @@ class Sa3SmallBackend(Backend):
         seeds = [task.seed + k for k in range(task.variations)]
 
         def batch(chunk):
-            return self._sample_decode(chunk, cross, glob, latents, mask, keep, (0, n, 0, need), ctx, 0.08, 0.95)
+            return self._sample_decode(chunk, cross, glob, latents, mask, keep, (0, n, 0, need), seconds, ctx,
+                                       0.08, 0.95)
 
         audio = [y for out in runtime.run_batched(seeds, batch, self.device, ctx.notes) for y in out]
         return [from_model_rate(y, 0, self.sr, task.sr, 0, task.frames, task.channels) for y in audio]
