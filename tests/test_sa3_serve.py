@@ -122,3 +122,33 @@ def test_bad_folders_fail_at_start_with_clear_messages(sa3_engine, tmp_path):
     shutil.rmtree(half / "t5gemma-b-b-ul2")
     r = _serve("--model", str(half))
     assert r.returncode == 1 and "T5Gemma" in r.stderr and "t5gemma-b-b-ul2" in r.stderr
+
+
+# ------------------------------------------------------------------ segue models, for sa3-small
+
+def _models(*args, env_extra=None):
+    import os
+
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT), **(env_extra or {}))
+    return subprocess.run([sys.executable, "-m", "engine.models_cli", "models", *args], capture_output=True,
+                          text=True, cwd=ROOT, env=env, timeout=300)
+
+
+def test_models_check_list_pull(sa3_engine, tmp_path):
+    r = _models("check", "--backend", "sa3-small", "--model", str(sa3_engine.model))
+    assert r.returncode == 0, r.stderr
+    assert "dit" in r.stdout and "autoencoder" in r.stdout and r.stdout.strip().endswith("ok")
+    r = _models("check", "--backend", "sa3-small", "--model", str(tmp_path / "none"))
+    assert r.returncode == 1 and "model_not_found" in r.stderr
+    # a repo id found in the Hugging Face cache that HF_HUB_CACHE names
+    cache = tmp_path / "hub"
+    snap = cache / "models--stabilityai--stable-audio-3-small-sfx" / "snapshots" / "rev1"
+    shutil.copytree(sa3_engine.model, snap)
+    (snap.parents[1] / "refs").mkdir()
+    (snap.parents[1] / "refs" / "main").write_text("rev1")
+    r = _models("check", "--backend", "sa3-small", "--model", "sa3-small-sfx", env_extra={"HF_HUB_CACHE": str(cache)})
+    assert r.returncode == 0 and str(snap) in r.stdout, r.stderr
+    r = _models("list", env_extra={"HF_HUB_CACHE": str(cache)})
+    assert r.returncode == 0 and str(snap) in r.stdout and "stable-audio-3-small-music (sa3-small-music)" in r.stdout
+    r = _models("pull", "sa3-small-music", "--cache", str(tmp_path / "empty"))
+    assert r.returncode == 1 and "stabilityai/stable-audio-3-small-music" in r.stderr and "t5gemma" in r.stderr
