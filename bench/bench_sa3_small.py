@@ -196,8 +196,11 @@ def ours_official_window(model: Path, src: Path, precision: str) -> dict:
 # ---------------------------------------------------------------- the official path (own process)
 
 def reference_process(target: str, model: Path, src: Path) -> dict:
+    # the same OpenMP wait policy as the engine (engine/backends/neural/__init__.py), so both sides
+    # are measured alike on a shared machine
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_WAIT_POLICY=os.environ.get("OMP_WAIT_POLICY", "PASSIVE"))
     r = subprocess.run([sys.executable, __file__, "--oracle", target, str(model), str(src)], capture_output=True,
-                       text=True, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+                       text=True, cwd=ROOT, env=env)
     if r.returncode != 0:
         raise RuntimeError("oracle failed: " + r.stderr[-3000:])
     return json.loads(r.stdout.strip().splitlines()[-1])
