@@ -40,7 +40,7 @@ class Capabilities:
     generate: bool
     uses_prompt: bool = False
     native_sr: int | None = None          # None: works at any rate
-    max_context_seconds: float | None = None
+    max_context_seconds: float | None = None   # audio the engine hands over each side of the span; None: all
     max_output_seconds: float | None = None
 
 
