@@ -24,7 +24,8 @@ T5_REPO = "google-t5/t5-base"
 SAO_FILES = ["model_config.json", "model.safetensors"]
 T5_FILES = ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
             "spiece.model"]
-KNOWN = {"sao-small": SAO_REPO}
+MUSICGEN_REPO = "facebook/musicgen-small"
+KNOWN = {"sao-small": SAO_REPO, "musicgen-small": MUSICGEN_REPO}
 
 
 def add_models_parser(subparsers) -> argparse.ArgumentParser:
@@ -58,6 +59,10 @@ def _count(n: int) -> str:
 
 
 def cmd_check(args) -> int:
+    if args.backend == "musicgen-small":
+        from .backends.musicgen.cli import check
+
+        return check(args)
     import torch
 
     from .backends.sao_small.backend import resolve_text_encoder
@@ -90,6 +95,10 @@ def cmd_check(args) -> int:
 
 
 def cmd_pull(args) -> int:
+    if args.name == "musicgen-small":
+        from .backends.musicgen.cli import pull
+
+        return pull(args)
     from .backends.sao_small.loading import hf_cache_dir
 
     cache = Path(args.cache) if args.cache else hf_cache_dir()
@@ -140,8 +149,11 @@ def cmd_list(args) -> int:
             ck = [n for n in CHECKPOINT_NAMES if (cfg.parent / n).exists()]
             print(f"  {cfg.parent.name:<40} {cfg.parent}  [{', '.join(ck) or 'no checkpoint'}]")
             found += 1
+    from .backends.musicgen.cli import list_installed
+
+    found += list_installed(args.models_dir)
     if not found:
-        print("nothing installed: run `segue models pull sao-small`")
+        print("nothing installed: run `segue models pull sao-small` (or musicgen-small)")
     return 0
 
 

@@ -10,6 +10,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
+torch.set_num_threads(1)     # tiny models: thread hand-offs cost more than the math on a busy 2-core machine
 
 from engine.backends.musicgen import plan  # noqa: E402
 from engine.backends.musicgen.loading import load_model  # noqa: E402

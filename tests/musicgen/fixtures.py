@@ -23,7 +23,7 @@ def make_tokenizer(folder: Path):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import T5TokenizerFast
 
-    words = ["<pad>", "</s>", "<unk>"] + [f"\u2581{w}" for w in WORDS] + list("abcdefghijklmnopqrstuvwxyz0123456789,.")
+    words = ["<pad>", "</s>", "<unk>"] + [f"\u2581{w}" for w in WORDS] + list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789,.")
     vocab = [(w, -float(i) / 10 - 1.0) for i, w in enumerate(words)]
     vocab[0] = ("<pad>", 0.0)
     tk = Tokenizer(models.Unigram(vocab, unk_id=2))

@@ -88,6 +88,7 @@ class MusicgenBackend(Backend):
         self.use_static_cache = bool(x.get("static_cache", True))
         self.compile = x.get("compile", "auto")
         self.warmup = bool(x.get("warmup", True))
+        self.threads = int(x["threads"]) if x.get("threads") else None   # torch intra-op threads (CPU)
         if not 0 <= self.prompt_seconds < self.window_seconds - 1:
             raise SegueError("bad_option", f"prompt_seconds={self.prompt_seconds:g} must be >= 0 and leave at least "
                              f"1 s of the {self.window_seconds:g} s window")
@@ -99,6 +100,8 @@ class MusicgenBackend(Backend):
     # ------------------------------------------------------------ loading
     def load(self) -> None:
         t0 = time.perf_counter()
+        if self.threads:
+            torch.set_num_threads(self.threads)
         self.device = pick_device(self.config.device)
         self.dtype, _ = pick_dtypes(self.config.precision, self.device)
         if self.dtype == torch.float16:
