@@ -223,15 +223,25 @@ def test_chunked_continuation_is_exact_and_joins_without_clicks(chunky, monkeypa
     assert max(_join_error(raw, b) for b in bounds) > 0.2 * _typical_error(raw, task.start_sample, raw.shape[1])
 
 
-def test_level_is_matched_to_the_source(backend):
-    # the tiny random codec re-decodes every prompt at about the same level (RMS ~0.14 against the
-    # source's ~0.07), so without the match the continuation's level would not follow the source's
-    base = _continue(48000, 5.0, 4.0, 1)
-    for scale in (1.0, 0.7):
-        task = Task(**{**base.__dict__, "audio": base.audio * scale})
-        out = backend.continue_(task, JobContext())[0]
-        ratio = np.sqrt(np.mean(out ** 2)) / np.sqrt(np.mean(task.audio[:, -2 * 48000:] ** 2))
-        assert 0.7 < ratio < 1.4, (scale, ratio)           # unmatched: ~2x (scale 1) and ~3x (scale 0.7)
+def test_level_is_matched_to_the_source(backend, monkeypatch):
+    """The continuation is scaled by RMS(original prompt) / RMS(EnCodec's re-decoded prompt)."""
+    import engine.backends.musicgen.backend as mb
+
+    task = _continue(48000, 5.0, 4.0, 1)
+    seen = []
+    real = mb.match_gain
+    monkeypatch.setattr(mb, "match_gain", lambda o, d: seen.append((o, d, real(o, d))) or seen[-1][2])
+    matched = backend.continue_(task, JobContext())[0]
+    original, decoded, gain = seen[0]
+    # the original side is the source's own prompt (mono, 32 kHz), not the model's re-decoding
+    src_tail = task.audio[:, -2 * 48000:].mean(axis=0)
+    assert np.sqrt(np.mean(original[-64000:] ** 2)) == pytest.approx(np.sqrt(np.mean(src_tail ** 2)), rel=0.02)
+    ratio = np.sqrt(np.mean(original[-64000:] ** 2)) / np.sqrt(np.mean(decoded[-64000:] ** 2))
+    assert gain == pytest.approx(np.clip(ratio, 0.25, 4.0), rel=1e-4) and abs(gain - 1) > 0.1
+    monkeypatch.setattr(mb, "match_gain", lambda o, d: 1.0)
+    raw = backend.continue_(task, JobContext())[0]
+    xf = int(0.02 * 48000)                               # past the crossfade: a pure gain
+    np.testing.assert_allclose(matched[:, xf:], gain * raw[:, xf:], rtol=1e-4, atol=1e-6)
 
 
 def test_match_gain():

@@ -69,7 +69,7 @@ def test_continue_and_generate_over_osc(mg_engine):
 
         inp = c.call("/segue/inpaint", request_args("i1", [str(mg_engine.src), 1.0, 2.0], {"bpm": 96.0}), timeout=60)
         assert inp.final.address == "/segue/error" and inp.final.args[1] == "unsupported"
-        assert "autoregressive" in inp.final.args[2]
+        assert "musicgen-small" in inp.final.args[2] and "inpaint" in inp.final.args[2]   # refused at submit
     assert mg_engine.src.read_bytes() == before            # the source file is never modified
     assert mg_engine.alive()
 
