@@ -201,11 +201,31 @@ class DspFill:
         self.b = DspBackend()
         self.b.load()
 
-    def __call__(self, xm, s, L, sr, grid):
+    def __call__(self, xm, s, L, sr, grid, variations=1, hit="replace", all_takes=False):
         from engine.backends.base import JobContext, Task
         task = Task(kind="inpaint", sr=sr, channels=xm.shape[0], start_sample=s, frames=L, audio=xm,
-                    grid=grid, seed=0)
-        return self.b.inpaint(task, JobContext())[0]
+                    grid=grid, seed=0, variations=variations, hit=hit)
+        outs = self.b.inpaint(task, JobContext())
+        return outs if all_takes else outs[0]
+
+
+def level_db(y: np.ndarray) -> float:
+    return 10 * np.log10(np.mean(np.square(y, dtype=np.float64)) + 1e-20)
+
+
+def lag_ms(truth: np.ndarray, est: np.ndarray, sr: int, max_ms: float = 20.0) -> float:
+    """Timing: the lag (ms) maximising the cross-correlation of the 1 ms level envelopes of the
+    estimate against the truth, searched within +-max_ms; positive = the estimate is late."""
+    from engine.dsp.shortgap import _envelope
+    et = _envelope(truth.mean(axis=0), sr)[0]
+    ee = _envelope(est.mean(axis=0), sr)[0]
+    m = int(max_ms)
+    if len(et) <= 2 * m + 4 or not et.any() or not ee.any():
+        return float("nan")
+    et, ee = et - et.mean(), ee - ee.mean()
+    best = max(range(-m, m + 1), key=lambda k: float(np.dot(et[max(0, -k):len(et) - max(0, k)],
+                                                        ee[max(0, k):len(ee) - max(0, -k)])))
+    return float(best)
 
 
 # ---------------------------------------------------------------- per item
@@ -226,7 +246,7 @@ def positions(n: int, sr: int, L: int, grid: Grid, span: str, count: int, rng) -
 
 
 def run_item(args) -> list[dict]:
-    item, count, with_dsp = args
+    item, count, with_dsp, takes = args
     sr, x = wavfile.read(item["path"])
     x = (x.T if x.ndim > 1 else x[None]).astype(np.float32)
     n = x.shape[1]
@@ -269,9 +289,87 @@ def run_item(args) -> list[dict]:
                     row.update(lsd=lsd(truth, y, sr), onset_f1=f1(ref_on, est_on),
                                grid_frac=grid_fraction(est_on, grid) if item["grid_source"] != "estimated" else float("nan"),
                                truth_grid_frac=grid_fraction(ref_on, grid) if item["grid_source"] != "estimated" else float("nan"),
-                               seam=seam_excess(x, full, [s, s + L], sr))
+                               seam=seam_excess(x, full, [s, s + L], sr),
+                               loud=level_db(y) - level_db(truth),
+                               peak_over=bool(np.max(np.abs(y)) > np.max(np.abs(x)) + 1e-6),
+                               lag=lag_ms(truth, y, sr))
+                    if m == "dsp" and takes:
+                        try:
+                            row["distinct"] = len(fn(xm, s, L, sr, grid, variations=takes, all_takes=True))
+                        except Exception:
+                            row["distinct"] = 0
                 rows.append(row)
+    if with_dsp:
+        rows += hit_rows(item, x, sr, fills["dsp"], count, rng)
     return rows
+
+
+HIT_LEAD, HIT_LEN = 0.010, 0.090      # the selection: 10 ms before the onset, 90 ms long
+
+
+def hit_rows(item, x, sr, dsp, count, rng) -> list[dict]:
+    """Short selections holding a hit (the natural selection for transient editing): 90 ms from 10 ms
+    before a detected onset. The backend sees the real audio (as through the engine); the hit's energy
+    (the 50 ms from the onset, cut at the selection end) of the result against the truth's, with the
+    default hit "replace" and with "remove" (Janssen, the old behaviour)."""
+    from engine.dsp.shortgap import onsets as hit_onsets
+    on = hit_onsets(x.mean(axis=0), sr)
+    lead, L = int(HIT_LEAD * sr), int(HIT_LEN * sr)
+    on = on[(on - lead > sr) & (on + L < x.shape[1] - sr)]
+    if len(on) == 0:
+        return []
+    pick = np.sort(rng.choice(on, size=min(len(on), count), replace=False))
+    rows = []
+    for t0 in pick:
+        s = int(t0) - lead
+        truth = x[:, s:s + L]
+        h1 = min(int(t0) + int(0.05 * sr), s + L)
+        for mode in ("replace", "remove"):
+            t = time.perf_counter()
+            y = np.asarray(dsp(x, s, L, sr, None, hit=mode), np.float32)
+            dt = time.perf_counter() - t
+            rows.append(dict(item=item["name"], type=item["type"], span="hit", start=s / sr, on_grid=False,
+                             method=f"dsp-{mode}", seconds=dt, error=None,
+                             hit_db=level_db(y[:, t0 - s:h1 - s]) - level_db(x[:, t0:h1]),
+                             loud=level_db(y) - level_db(truth), lag=lag_ms(truth, y, sr),
+                             peak_over=bool(np.max(np.abs(y)) > np.max(np.abs(x)) + 1e-6)))
+    return rows
+
+
+def codec_lags(items, seconds: float = 8.0) -> list[str]:
+    """Timing through the engine's reader for compressed formats: a corpus excerpt encoded by
+    libsndfile (MP3 CBR/VBR, Opus, Vorbis, FLAC), decoded by engine.audio_io.SourceReader; the lag
+    (samples) maximising the cross-correlation with the original, and the length difference."""
+    import tempfile
+    import soundfile as sf
+    from scipy.signal import fftconvolve
+    from engine.audio_io import SourceReader
+    out = ["| item | format | rate | channels | length difference (samples) | lag (samples) |",
+           "|---|---|---|---|---|---|"]
+    forms = [("MP3", "MPEG_LAYER_III", "CONSTANT", "mp3"), ("MP3", "MPEG_LAYER_III", "VARIABLE", "mp3"),
+             ("OGG", "OPUS", None, "opus"), ("OGG", "VORBIS", None, "ogg"), ("FLAC", "PCM_24", None, "flac")]
+    with tempfile.TemporaryDirectory() as d:
+        for it in items:
+            sr, x = wavfile.read(it["path"])
+            x = (x.T if x.ndim > 1 else x[None]).astype(np.float32)
+            if x.dtype != np.float32 or np.abs(x).max() > 2:
+                x = x / np.float32(32768.0)
+            x = x[:, :int(seconds * sr)]
+            for fmt, sub, mode, ext in forms:
+                if sub == "OPUS" and sr not in (8000, 12000, 16000, 24000, 48000):
+                    continue
+                p = f"{d}/{it['name']}-{mode or sub}.{ext}"
+                kw = {"bitrate_mode": mode} if mode else {}
+                with sf.SoundFile(p, "w", sr, x.shape[0], format=fmt, subtype=sub, **kw) as f:
+                    f.write(x.T)
+                y = SourceReader().read(p).audio
+                m = min(y.shape[1], x.shape[1])
+                a, b = x[:, :m].mean(axis=0), y[:, :m].mean(axis=0)
+                w = 2048
+                corr = fftconvolve(b, a[w:m - w][::-1], mode="valid")    # lags -w..w
+                lag = int(np.argmax(corr)) - w
+                out.append(f"| {it['name']} | {ext} {mode or sub} | {sr} | {x.shape[0]} | {y.shape[1] - x.shape[1]:+d} | {lag:+d} |")
+    return out
 
 
 # ---------------------------------------------------------------- report
@@ -329,6 +427,40 @@ def verdict(rows, methods) -> list[str]:
     return lines
 
 
+def level_report(rows, takes: int) -> list[str]:
+    """Issue 11's measures: loudness against the truth, peaks over the source's, distinct takes,
+    timing lag, and the hit energy of short selections holding a hit."""
+    out = [f"Level, takes and timing (dsp; loudness = mean-square level of the result minus the truth's, dB; "
+           f"distinct = distinct takes returned when {takes} were asked; lag = envelope cross-correlation, ms):\n",
+           "| span | n | loudness median abs | loudness worst abs | peak over the source's | "
+           f"distinct takes (median, min) of {takes} | lag median abs | lag worst abs |", "|---" * 8 + "|"]
+    for span in SPANS + ("hit",):
+        rs = [r for r in rows if r["span"] == span and r["method"] in ("dsp", "dsp-replace") and r.get("loud") is not None]
+        if not rs:
+            continue
+        ld = np.abs([r["loud"] for r in rs])
+        lg = np.abs([r["lag"] for r in rs if np.isfinite(r.get("lag", np.nan))])
+        dv = [r["distinct"] for r in rs if "distinct" in r]
+        out.append(f"| {span} | {len(rs)} | {np.median(ld):.2f} | {np.max(ld):.2f} | "
+                   f"{np.mean([r['peak_over'] for r in rs]):.0%} | "
+                   + (f"{np.median(dv):.0f}, {min(dv)}" if dv else "-") + " | "
+                   + (f"{np.median(lg):.0f} | {np.max(lg):.0f}" if len(lg) else "- | -") + " |")
+    allr = [r for r in rows if r["method"] in ("dsp", "dsp-replace") and r.get("loud") is not None]
+    if allr:
+        ld = np.abs([r["loud"] for r in allr])
+        out.append(f"\nWhole corpus: loudness median {np.median(ld):.2f} dB (target <= 1.5), worst {np.max(ld):.2f} dB "
+                   f"(target <= 4); worst spans: " + ", ".join(
+                       f"{r['item']} {r['span']} @{r['start']:.2f}s {r['loud']:+.1f}"
+                       for r in sorted(allr, key=lambda r: -abs(r["loud"]))[:5]))
+    for mode in ("replace", "remove"):
+        hr = [r for r in rows if r["method"] == f"dsp-{mode}"]
+        if hr:
+            hd = np.abs([r["hit_db"] for r in hr])
+            out.append(f"Hit selections, hit {mode}: hit energy vs the truth median {np.median(hd):.1f} dB, "
+                       f"worst {np.max(hd):.1f} dB, within 3 dB {np.mean(hd <= 3):.0%} (n = {len(hr)})")
+    return out
+
+
 def engine_version() -> str:
     """Commit of the code under test, and which engine files differ from it (numbers from a dirty
     tree are still useful while the backend is being tuned, but should say so)."""
@@ -351,6 +483,7 @@ def main(argv=None) -> int:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--items", default="")
     ap.add_argument("--no-dsp", action="store_true")
+    ap.add_argument("--takes", type=int, default=4, help="variations asked per dsp span (distinct takes counted)")
     ap.add_argument("--json", type=Path, default=ROOT / "out" / "quality_dsp.json")
     a = ap.parse_args(argv)
     man = a.corpus / "manifest.json"
@@ -368,7 +501,7 @@ def main(argv=None) -> int:
     methods = [m for m in METHODS if with_dsp or m != "dsp"]
     t0 = time.perf_counter()
     # longest items first so the two workers finish together
-    jobs = sorted(((it, a.positions, with_dsp) for it in items), key=lambda j: -j[0]["seconds"] * j[0]["sr"])
+    jobs = sorted(((it, a.positions, with_dsp, a.takes) for it in items), key=lambda j: -j[0]["seconds"] * j[0]["sr"])
     rows = []
     with ProcessPoolExecutor(a.jobs) as ex:
         for got in ex.map(run_item, jobs):
@@ -402,6 +535,10 @@ def main(argv=None) -> int:
     if len(rest) < len(rows):
         print("\nSame, without loop-tiled (exact repeats, where copying the right bar is trivially perfect):")
         print("\n".join(v for v in verdict(rest, methods) if not v.startswith("  ")))
+    if with_dsp:
+        print("\n" + "\n".join(level_report(rows, a.takes)))
+        print("\nCompressed formats through engine.audio_io (timing against the original):\n")
+        print("\n".join(codec_lags([it for it in items if it["type"] in ("midi", "loop-tiled")][:2])))
     a.json.parent.mkdir(parents=True, exist_ok=True)
     a.json.write_text(json.dumps({"wall_seconds": wall, "rows": rows}, indent=0, default=float))
     return 0

@@ -1,22 +1,29 @@
-"""Protocol v1: OSC messages <-> validated requests (see docs/protocol.md).
+"""Protocol v1: OSC messages <-> the engine's requests (see docs/protocol.md).
 
-`parse(address, args, sender, token)` turns one OSC message into a `Request`
-or raises `ProtocolError` with the code the client will see. Everything a
-request can get wrong is caught here, before the engine queues it.
+`parse(address, args, sender, token)` turns one OSC message into a `Message`
+(ping, status, cancel, result) whose `request` is an `engine.request.Request`
+for inpaint, continue and generate, or raises `ProtocolError` with the code the
+client will see. Everything a request can get wrong without reading a file is
+caught here, before the engine sees it. In token mode the server calls
+`authenticate` first, so an unauthenticated message learns nothing else.
 """
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from engine.errors import SegueError
+from engine.request import Request
 from engine.timeline import parse_sig
 
 VERSION = "1"
 PREFIX = "/segue/"
 MAX_ID = 128
+MAX_REGIONS = 64
+HITS = ("replace", "remove")
 
 # address -> names and kinds of the positional arguments after the id
 POSITIONAL = {
@@ -26,6 +33,7 @@ POSITIONAL = {
     "/segue/cancel": (),
     "/segue/ping": (),
     "/segue/status": (),
+    "/segue/result": (),
 }
 
 # option key -> kind
@@ -33,7 +41,7 @@ OPTIONS = {
     "bpm": "num", "sig": "str", "sr": "int", "downbeat": "num", "prompt": "str",
     "seed": "int", "variations": "int", "out": "str", "reply_port": "int",
     "reply_host": "str", "backend": "str", "token": "str", "timeout": "num", "detail": "int",
-    "f32": "int",
+    "f32": "int", "regions": "str", "hit": "str",
 }
 
 MAX_BARS = 64
@@ -46,23 +54,14 @@ class ProtocolError(SegueError):
 
 
 @dataclass
-class Request:
-    address: str
+class Message:
+    """One parsed OSC message: who to answer and what is asked."""
+    kind: str                               # inpaint continue generate cancel ping status result
     id: str
-    src: str | None = None
-    start: float | None = None
-    end: float | None = None
-    at: float | None = None
-    bars: float | None = None
-    opts: dict = field(default_factory=dict)
-    reply_to: tuple[str, int] = ("127.0.0.1", 0)
-
-    @property
-    def kind(self) -> str:
-        return self.address[len(PREFIX):]
-
-    def opt(self, key: str, default=None):
-        return self.opts.get(key, default)
+    reply_to: tuple[str, int]
+    f32: bool = False                       # replies carry no float64
+    detail: bool = False                    # status: add the JSON detail
+    request: Request | None = None          # inpaint, continue, generate
 
 
 def is_loopback(host: str) -> bool:
@@ -107,8 +106,35 @@ def _osc_kind(value) -> str:
     return type(value).__name__
 
 
-def parse(address: str, args: list, sender: tuple[str, int], token: str | None = None) -> Request:
+def token_matches(given, token: str) -> bool:
+    """Constant-time comparison (hmac.compare_digest), so timing does not reveal the token."""
+    if not isinstance(given, str):
+        return False
+    return hmac.compare_digest(given.encode("utf-8", "replace"), token.encode("utf-8", "replace"))
+
+
+def authenticate(address: str, args: list, token: str | None) -> bool:
+    """True when no token is set, or the message is a known request carrying `token` correctly.
+
+    Looks only at the option words, so nothing else about the message is judged (or
+    answered) before the sender has proved it knows the token.
+    """
+    if token is None:
+        return True
+    spec = POSITIONAL.get(address)
+    if spec is None:
+        return False
+    rest = args[1 + len(spec):]
+    for key, value in zip(rest[::2], rest[1::2]):
+        if key == "token":
+            return token_matches(value, token)
+    return False
+
+
+def parse(address: str, args: list, sender: tuple[str, int], token: str | None = None) -> Message:
     """Validate one OSC message. Raises ProtocolError naming what is wrong."""
+    if token is not None and not authenticate(address, args, token):
+        raise ProtocolError("unauthorized", "missing or wrong token")
     rid = args[0] if args and isinstance(args[0], str) else ""
     rid = rid[:MAX_ID] if len(rid) <= MAX_ID else ""
     if address not in POSITIONAL:
@@ -142,9 +168,7 @@ def parse(address: str, args: list, sender: tuple[str, int], token: str | None =
             raise ProtocolError("bad_request", f"option {key!r} given twice", rid)
         opts[key] = value
 
-    # Authentication and reply routing first, so later errors reach the right place.
-    if token is not None and opts.get("token") != token:
-        raise ProtocolError("unauthorized", "missing or wrong token", rid)
+    # Reply routing first, so later errors reach the right place.
     reply_host, reply_port = sender
     if "reply_host" in opts:
         reply_host = _str(opts["reply_host"], "reply_host", rid, "bad_option")
@@ -152,21 +176,72 @@ def parse(address: str, args: list, sender: tuple[str, int], token: str | None =
             ipaddress.ip_address(reply_host)
         except ValueError:
             raise ProtocolError("bad_reply_host", f"reply_host {reply_host[:60]!r} is not an IP address", rid)
-        if token is None and not is_loopback(reply_host):
-            raise ProtocolError("bad_reply_host", f"reply_host {reply_host} is not loopback; "
-                                "replies go elsewhere only when the engine runs with --token", rid)
+        if not is_loopback(reply_host) and reply_host != sender[0]:
+            # Never send to a third host: a forged request could aim replies at anyone.
+            raise ProtocolError("bad_reply_host", f"reply_host {reply_host} is neither loopback nor the "
+                                "sender's own address", rid)
     if "reply_port" in opts:
         reply_port = _int(opts["reply_port"], "reply_port", rid)
         if not 1 <= reply_port <= 65535:
             raise ProtocolError("bad_option", f"reply_port {reply_port} is not a port (1-65535)", rid)
-    req = Request(address=address, id=rid, reply_to=(reply_host, reply_port))
+    kind = address[len(PREFIX):]
+    checked = _check_options(opts, rid)
+    msg = Message(kind=kind, id=rid, reply_to=(reply_host, reply_port), f32=bool(checked.get("f32")),
+                  detail=bool(checked.get("detail")))
+    if kind in ("inpaint", "continue", "generate"):
+        values = {name: (_str(v, name, rid) if k == "str" else _num(v, name, rid)) for (name, k), v in zip(spec, fixed)}
+        msg.request = _request(kind, rid, values, checked)
+    return msg
 
-    for (name, kind), value in zip(spec, fixed):
-        v = _str(value, name, rid) if kind == "str" else _num(value, name, rid)
-        setattr(req, name, v)
-    req.opts = _check_options(opts, rid)
+
+def _request(kind: str, rid: str, positional: dict, opts: dict) -> Request:
+    req = Request(kind=kind, id=rid, **positional)
+    for key in ("bpm", "sig", "downbeat", "seed", "variations", "out", "sr", "prompt", "timeout", "backend",
+                "hit"):
+        if key in opts:
+            setattr(req, key, opts[key])
+    if opts.get("out") == "":
+        req.out = None
     _check_positional(req)
+    if "regions" in opts or "hit" in opts:
+        if kind != "inpaint":
+            raise ProtocolError("bad_option", f"regions and hit apply to inpaint only, not {kind}", rid)
+    if "regions" in opts:
+        req.regions = parse_regions(opts["regions"], req.start, req.end, rid)
     return req
+
+
+def parse_regions(text: str, start: float, end: float, rid: str = "") -> list[tuple[float, float]]:
+    """'s1:e1,s2:e2' (seconds) -> [(s1, e1), ...]: each inside [start, end), sorted, not overlapping.
+
+    Raises ProtocolError('bad_option') naming the offending region.
+    """
+    if not text.strip():
+        raise ProtocolError("bad_option", "regions is empty; give s1:e1[,s2:e2...] in seconds", rid)
+    items = text.split(",")
+    if len(items) > MAX_REGIONS:
+        raise ProtocolError("bad_option", f"{len(items)} regions; at most {MAX_REGIONS}", rid)
+    out: list[tuple[float, float]] = []
+    for item in items:
+        s_text, sep, e_text = item.strip().partition(":")
+        try:
+            if not sep:
+                raise ValueError
+            s, e = float(s_text), float(e_text)
+        except ValueError:
+            raise ProtocolError("bad_option", f"region {item.strip()[:40]!r} is not START:END in seconds "
+                                "(e.g. regions 1.5:2.0,3.25:3.5)", rid) from None
+        if not (math.isfinite(s) and math.isfinite(e)):
+            raise ProtocolError("bad_option", f"region {item.strip()[:40]!r} must be finite", rid)
+        if s >= e:
+            raise ProtocolError("bad_option", f"region {s:g}:{e:g}: start must be before end", rid)
+        if s < start or e > end:
+            raise ProtocolError("bad_option", f"region {s:g}:{e:g} lies outside the selection {start:g}-{end:g} s", rid)
+        if out and s < out[-1][1]:
+            raise ProtocolError("bad_option", f"region {s:g}:{e:g} starts before the previous one ends "
+                                f"({out[-1][1]:g}); list regions sorted and not overlapping", rid)
+        out.append((s, e))
+    return out
 
 
 def _check_options(raw: dict, rid: str) -> dict:
@@ -196,6 +271,8 @@ def _check_options(raw: dict, rid: str) -> dict:
             raise ProtocolError("bad_option", str(e), rid)
     if "downbeat" in out and abs(out["downbeat"]) > 86400:
         raise ProtocolError("bad_option", "downbeat is more than a day away", rid)
+    if "hit" in out and out["hit"] not in HITS:
+        raise ProtocolError("bad_option", f"hit {out['hit'][:40]!r} must be replace or remove", rid)
     return out
 
 
@@ -211,12 +288,15 @@ def _check_positional(req: Request) -> None:
     if req.kind in ("continue", "generate"):
         if not 0 < req.bars <= MAX_BARS:
             raise ProtocolError("bad_region", f"bars {req.bars:g} must be above 0 and at most {MAX_BARS}", rid)
-        if "bpm" not in req.opts:
+        if req.bpm is None:
             raise ProtocolError("bad_option", f"{req.kind} needs the option bpm (the project tempo)", rid)
 
 
+MAX_MESSAGE_CHARS = 1000
+
+
 def error_args(request_id: str, code: str, message: str) -> list:
-    return [request_id, code, message[:1000]]
+    return [request_id, code, message[:MAX_MESSAGE_CHARS]]
 
 
 class Double(float):

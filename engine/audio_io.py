@@ -1,35 +1,60 @@
 """Reading sources and writing results.
 
-Sources are read with pedalboard (WAV, AIFF, FLAC, Ogg, MP3) and resampled to
-the project rate with scipy's polyphase filter, which is ~30x faster than a
-streaming resampler on a whole buffer and exact in length. Decoded sources are
-kept in a small LRU cache keyed by file content, so repeated edits of one file
-skip decoding. Results are written as 32-bit float WAV under a temporary name
-and moved into place, never over an existing file.
+Sources are decoded with libsndfile (the `soundfile` package): WAV/RF64/W64,
+AIFF, FLAC, Ogg Vorbis and Opus, and MP3 decoded gaplessly (the encoder's
+start delay and end padding named in the LAME/Xing/Info tag are dropped), so
+sample 0 is the sample a DAW plays at the item start. libsndfile also bounds
+every header size by the bytes present (a WAV streamed to a pipe carries
+RIFF/data sizes of 0xFFFFFFFF). Formats libsndfile cannot open fall back to
+pedalboard, read in blocks until the file runs out, never trusting the
+header's frame count for an allocation.
+
+Decoding goes block by block into one preallocated (channels, frames) buffer,
+calling `check()` between blocks, so a cancel or timeout stops a long read and
+the peak memory is the audio once. Resampling to the project rate uses
+scipy's polyphase filter, exact in length (round half up, as the protocol).
+
+Decoded audio is kept in a ByteCache keyed by (file content, rate): the target
+rate is resolved first (no `sr` = the file's own rate), so what an earlier
+request asked for never changes the rate of a later one. Results are written
+as 32-bit float WAV under a temporary name and moved into place, never over
+an existing file.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import threading
 import uuid
-from collections import OrderedDict
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from scipy.signal import resample_poly
 
+from .cache import ByteCache
 from .errors import SegueError
+from .timeline import round_half_up
+
+Check = Callable[[], None]
+BLOCK_FRAMES = 1 << 16          # decode this many frames between two check() calls
+HASH_CHUNK = 1 << 20            # bytes hashed between two check() calls
+# No codec the readers know packs more than this many frames into one byte (Opus at 6 kb/s
+# is ~64 frames a byte at 48 kHz); a header claiming more is not trusted for an allocation.
+MAX_FRAMES_PER_BYTE = 128
+
+
+def _no_check() -> None:
+    pass
 
 
 @dataclass(frozen=True)
 class Source:
     path: str
     audio: np.ndarray        # (channels, n) float32 at `sr`
-    sr: int                  # rate of `audio` (the requested project rate)
+    sr: int                  # rate of `audio` (the requested project rate, or the file's own)
     file_sr: int             # rate of the file
     key: str                 # content hash of the file (hex)
 
@@ -46,65 +71,105 @@ class Source:
         return self.frames / self.sr
 
 
-def resample(audio: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
-    """Resample (channels, n) to exactly round(n * sr_out / sr_in) samples."""
+def resampled_length(n: int, sr_in: int, sr_out: int) -> int:
+    """Samples of n samples at sr_in once resampled to sr_out: round half up of n * sr_out / sr_in
+    (the protocol's rounding), in exact integer arithmetic."""
+    return (2 * n * sr_out + sr_in) // (2 * sr_in)
+
+
+def resample(audio: np.ndarray, sr_in: int, sr_out: int, check: Check | None = None) -> np.ndarray:
+    """Resample (channels, n) float32 from sr_in to sr_out Hz: exactly resampled_length(n) samples.
+
+    scipy's polyphase filter, run over blocks of the input (each block with a margin wider than
+    the filter on both sides, starting on a multiple of the decimation factor so every block
+    keeps the whole-buffer phase): the result equals one whole-buffer call, memory stays at
+    the output plus one block, and `check()` runs between blocks.
+    """
     if sr_in == sr_out:
         return audio
-    ratio = Fraction(sr_out, sr_in)
-    y = resample_poly(audio, ratio.numerator, ratio.denominator, axis=-1).astype(np.float32)
-    want = int(round(audio.shape[-1] * sr_out / sr_in))
-    if y.shape[-1] > want:
-        y = y[..., :want]
-    elif y.shape[-1] < want:
-        y = np.pad(y, [(0, 0)] * (y.ndim - 1) + [(0, want - y.shape[-1])], mode="edge")
-    return y
+    check = check or _no_check
+    ratio = Fraction(int(sr_out), int(sr_in))
+    up, down = ratio.numerator, ratio.denominator
+    C, n = audio.shape[0], audio.shape[-1]
+    want = resampled_length(n, sr_in, sr_out)
+    out = np.empty((C, want), dtype=np.float32)
+    step = down * max(1, (1 << 18) // down)
+    pad = down * max(1, -(-1024 // down))       # filter half-length is ~10 input samples per side
+    done = 0
+    for i0 in range(0, n, step):
+        check()
+        i1 = min(i0 + step, n)
+        lo, hi = max(i0 - pad, 0), min(i1 + pad, n)
+        y = resample_poly(audio[:, lo:hi], up, down, axis=-1)
+        skip = (i0 - lo) * up // down
+        o0 = i0 * up // down
+        o1 = want if i1 == n else i1 * up // down
+        got = y[:, skip:skip + (o1 - o0)]
+        out[:, o0:o0 + got.shape[1]] = got
+        done = o0 + got.shape[1]
+    if done < want:      # at most a sample short at the very end (round half up of the length)
+        out[:, done:] = out[:, done - 1:done] if done else 0.0
+    return out
 
 
 class SourceReader:
-    """Decodes sources, with a content-keyed cache bounded in bytes."""
+    """Decodes sources. Decoded audio is cached by (content hash, rate) in a ByteCache, so byte-identical
+    copies share it and the rate a request gets never depends on what was asked before."""
 
-    def __init__(self, cache_bytes: int = 64 << 20):
-        self.cache_bytes = cache_bytes
-        self._cache: OrderedDict[tuple[str, int], Source] = OrderedDict()
-        self._hashes: dict[tuple, str] = {}
-        self._lock = threading.Lock()
+    def __init__(self, cache_bytes: int = 96 << 20):
+        self.audio = ByteCache(cache_bytes)
+        # (path, size, mtime, inode, device) -> (content hash, file rate): a file is hashed once per version.
+        self.stamps = ByteCache(1 << 20, sizeof=lambda v: 256)
 
-    def content_key(self, path: str) -> str:
-        st = os.stat(path)
-        stamp = (path, st.st_size, st.st_mtime_ns, st.st_ino)
-        key = self._hashes.get(stamp)
-        if key is None:
-            h = hashlib.blake2b(digest_size=16)
-            with open(path, "rb") as f:
-                for chunk in iter(lambda: f.read(1 << 20), b""):
-                    h.update(chunk)
-            key = h.hexdigest()
-            if len(self._hashes) > 256:
-                self._hashes.clear()
-            self._hashes[stamp] = key
-        return key
-
-    def read(self, path: str, sr: int | None = None) -> Source:
-        check_source_path(path)
+    def content_key(self, path: str, check: Check | None = None) -> tuple[str, int]:
+        """(blake2b content hash hex, the file's own sample rate in Hz). Raises SegueError."""
+        check = check or _no_check
         try:
-            key = self.content_key(path)
+            st = os.stat(path)
         except OSError as e:
             raise SegueError("source_unreadable", f"cannot read {path}: {e.strerror}") from e
-        with self._lock:
-            for (k, r), src in self._cache.items():
-                if k == key and (sr is None or r == sr):
-                    self._cache.move_to_end((k, r))
-                    return Source(path, src.audio, src.sr, src.file_sr, key)
-        audio, file_sr = decode(path)
-        out_sr = sr or file_sr
-        audio = resample(audio, file_sr, out_sr)
-        audio.setflags(write=False)  # shared through the cache: nobody may edit it in place
-        src = Source(path, audio, out_sr, file_sr, key)
-        with self._lock:
-            self._cache[(key, out_sr)] = src
-            while len(self._cache) > 1 and sum(s.audio.nbytes for s in self._cache.values()) > self.cache_bytes:
-                self._cache.popitem(last=False)
-        return src
+        stamp = (path, st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev)
+        got = self.stamps.get(stamp)
+        if got is None:
+            _, file_sr = probe(path)
+            h = hashlib.blake2b(digest_size=16)
+            try:
+                with open(path, "rb") as f:
+                    for chunk in iter(lambda: f.read(HASH_CHUNK), b""):
+                        check()
+                        h.update(chunk)
+            except OSError as e:
+                raise SegueError("source_unreadable", f"cannot read {path}: {e.strerror}") from e
+            got = (h.hexdigest(), file_sr)
+            self.stamps.put(stamp, got)
+        return got
+
+    def read(self, path: str, sr: int | None = None, check: Check | None = None) -> Source:
+        """The source at `sr` Hz (None: the file's own rate) as (channels, n) float32.
+
+        `check()` is called between blocks of hashing, decoding and resampling (it raises to stop).
+        Raises SegueError source_not_found / source_unreadable.
+        """
+        check = check or _no_check
+        check_source_path(path)
+        key, file_sr = self.content_key(path, check)
+        out_sr = int(sr) if sr else file_sr          # the target rate is resolved before any lookup
+        hit = self.audio.get((key, out_sr))
+        if hit is not None:
+            return Source(path, hit, out_sr, file_sr, key)
+        native = self.audio.get((key, file_sr))
+        if native is None:
+            native, dec_sr = decode(path, check)
+            if dec_sr != file_sr:                    # the header changed under us: trust the decoder
+                file_sr = dec_sr
+                out_sr = int(sr) if sr else file_sr
+            native.setflags(write=False)             # shared through the cache: nobody may edit it in place
+            self.audio.put((key, file_sr), native)
+        audio = resample(native, file_sr, out_sr, check)
+        if audio is not native:
+            audio.setflags(write=False)
+            self.audio.put((key, out_sr), audio)
+        return Source(path, audio, out_sr, file_sr, key)
 
 
 def check_source_path(path: str) -> None:
@@ -116,33 +181,114 @@ def check_source_path(path: str) -> None:
         raise SegueError("source_unreadable", f"source {path} is not a regular file")
 
 
-def probe(path: str) -> tuple[float, int]:
-    """(duration in seconds, sample rate) from the header only: cheap enough for the receive thread."""
-    from pedalboard.io import AudioFile
+def _file_bytes(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
 
+
+def probe(path: str) -> tuple[float, int]:
+    """(duration in seconds, sample rate in Hz) from the header, bounded by the bytes present.
+
+    Cheap: no decoding (libsndfile reads the header; for MP3 it reads the Xing/LAME tag, so the
+    duration is the gapless one). Raises SegueError source_not_found / source_unreadable.
+    """
     check_source_path(path)
+    try:
+        import soundfile as sf
+        info = sf.info(path)
+        if info.frames <= 0 or info.samplerate <= 0 or info.channels <= 0:
+            raise SegueError("source_unreadable", f"{path} holds no audio frames")
+        return info.frames / info.samplerate, int(info.samplerate)
+    except SegueError:
+        raise
+    except Exception:
+        pass                                          # not a format libsndfile knows: pedalboard
+    from pedalboard.io import AudioFile
     try:
         with AudioFile(path) as f:
             sr = float(f.samplerate)
-            return f.frames / sr, int(round(sr))
+            frames = min(int(f.frames), _file_bytes(path) * MAX_FRAMES_PER_BYTE)
     except Exception as e:
         raise SegueError("source_unreadable", f"{path} is not readable audio ({e})") from e
+    if frames <= 0 or sr <= 0:
+        raise SegueError("source_unreadable", f"{path} holds no audio frames")
+    return frames / sr, int(round(sr))
 
 
-def decode(path: str) -> tuple[np.ndarray, int]:
+def decode(path: str, check: Check | None = None) -> tuple[np.ndarray, int]:
+    """Decode a whole file to ((channels, n) float32, rate in Hz), gaplessly for MP3/Opus.
+
+    NaN samples become 0 and infinities +-1 (a DAW would play them as clipped full scale).
+    Raises SegueError source_unreadable (not audio, no frames, a header claiming more than the file).
+    """
+    check = check or _no_check
+    try:
+        import soundfile as sf
+        f = sf.SoundFile(path)
+    except Exception:
+        return _decode_pedalboard(path, check)
+    with f:
+        sr, C = int(f.samplerate), int(f.channels)
+        limit = max(_file_bytes(path) * MAX_FRAMES_PER_BYTE // max(C, 1), BLOCK_FRAMES)
+        frames = int(f.frames) if 0 < f.frames <= limit else limit
+        out = np.empty((C, frames), dtype=np.float32)
+        pos = 0
+        try:
+            while pos < frames:
+                check()
+                blk = f.read(min(BLOCK_FRAMES, frames - pos), dtype="float32", always_2d=True)
+                if len(blk) == 0:
+                    break
+                if not np.isfinite(blk).all():
+                    np.nan_to_num(blk, copy=False, nan=0.0, posinf=1.0, neginf=-1.0)
+                out[:, pos:pos + len(blk)] = blk.T
+                pos += len(blk)
+        except SegueError:
+            raise
+        except Exception as e:
+            raise SegueError("source_unreadable", f"{path} is not readable audio ({e})") from e
+    return _finish(path, out, pos, frames), sr
+
+
+def _decode_pedalboard(path: str, check: Check) -> tuple[np.ndarray, int]:
+    """Formats libsndfile cannot open: pedalboard, read block by block until the file runs out, so a
+    header's frame count is never an allocation."""
     from pedalboard.io import AudioFile
 
+    limit = _file_bytes(path) * MAX_FRAMES_PER_BYTE
+    blocks, total = [], 0
     try:
         with AudioFile(path) as f:
             sr = int(round(f.samplerate))
-            audio = f.read(f.frames)
+            while True:
+                check()
+                blk = f.read(BLOCK_FRAMES)
+                if blk.shape[-1] == 0:
+                    break
+                blk = np.asarray(blk, dtype=np.float32)
+                if not np.isfinite(blk).all():
+                    blk = np.nan_to_num(blk, nan=0.0, posinf=1.0, neginf=-1.0)
+                blocks.append(blk)
+                total += blk.shape[-1]
+                if total > limit:
+                    raise SegueError("source_unreadable", f"{path}: decoding gives more audio than "
+                                     f"{_file_bytes(path)} bytes can hold; the file looks damaged")
+    except SegueError:
+        raise
     except Exception as e:  # pedalboard raises ValueError/RuntimeError for non-audio files
         raise SegueError("source_unreadable", f"{path} is not readable audio ({e})") from e
-    if audio.ndim != 2 or audio.shape[1] == 0:
+    out = np.concatenate(blocks, axis=1) if blocks else np.zeros((1, 0), np.float32)
+    return _finish(path, out, total, total), sr
+
+
+def _finish(path: str, out: np.ndarray, got: int, allocated: int) -> np.ndarray:
+    if got == 0:
         raise SegueError("source_unreadable", f"{path} holds no audio frames")
-    if not np.all(np.isfinite(audio)):
-        audio = np.nan_to_num(audio, nan=0.0, posinf=1.0, neginf=-1.0)
-    return np.ascontiguousarray(audio, dtype=np.float32), sr
+    if got < allocated:
+        out = np.ascontiguousarray(out[:, :got]) if got < allocated // 2 else out[:, :got]
+    return out
 
 
 def safe_stem(text: str, limit: int = 40) -> str:
@@ -193,13 +339,18 @@ def fit_length(audio: np.ndarray, n: int) -> np.ndarray:
 
 
 def match_channels(audio: np.ndarray, channels: int) -> np.ndarray:
+    """(c, n) -> (channels, n). Down to mono: the mean; down to k > 1: the first k channels;
+    up: the channels repeated in turn (mono to all; stereo to 6 as L R L R L R), so every
+    output channel carries the generated audio at its own level."""
     c = audio.shape[0]
     if c == channels:
         return audio
     if channels == 1:
         return audio.mean(axis=0, keepdims=True)
-    return np.repeat(audio[:1], channels, axis=0) if c == 1 else audio[:channels]
+    if channels < c:
+        return audio[:channels]
+    return audio[np.arange(channels) % c]
 
 
-__all__ = ["Source", "SourceReader", "resample", "decode", "write_wav_atomic", "fit_length",
+__all__ = ["Source", "SourceReader", "resample", "resampled_length", "decode", "write_wav_atomic", "fit_length",
            "match_channels", "safe_stem", "check_source_path", "probe"]

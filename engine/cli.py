@@ -28,25 +28,19 @@ def cmd_serve(args) -> int:
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from bridge.osc_server import OscServer
 
-    from .backends import BackendConfig, create
-    from .jobs import Engine
-    from .paths import OutputRoots
+    from .engine import Engine
+    from .paths import OutputRoots, SourceDirs
 
     logging.basicConfig(level=getattr(logging, args.log_level.upper()),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    log = logging.getLogger("segue")
-    config = BackendConfig(model=args.model, text_encoder=args.text_encoder, device=args.device,
-                           precision=args.precision, extra=_backend_options(args.option or []))
     try:
-        backend = create(args.backend, config)
-        log.info("loading backend %s", args.backend)
-        backend.load()
-        fallback = None
-        if args.backend != "dsp":
-            fallback = create("dsp")
-            fallback.load()
+        names = _backend_names(args.backend)
+        backends, failed = _load_backends(names, args)
         roots = OutputRoots(extra=args.allow_dir or [])
-        engine = Engine(backend, roots, queue_size=args.queue_size, timeout=args.timeout, fallback=fallback)
+        source_dirs = SourceDirs(args.source_dir or []) if (args.source_dir or args.token) else None
+        default = next(n for n in names if n in backends)
+        engine = Engine(backends, roots, default=default, failed=failed, queue_size=args.queue_size,
+                        timeout=args.timeout, max_source_seconds=args.max_source_seconds, source_dirs=source_dirs)
         server = OscServer(engine, args.host, args.port, args.token)
     except SegueError as e:
         print(f"segue serve: {e.code}: {e.message}", file=sys.stderr)
@@ -57,39 +51,105 @@ def cmd_serve(args) -> int:
     engine.start()
 
     def shutdown(*_):
-        server.close()
+        server.stop()   # the loop ends; the socket stays open for the final replies below
 
     signal.signal(signal.SIGTERM, shutdown)
     signal.signal(signal.SIGINT, shutdown)
     host, port = server.address
-    print(f"segue {__version__} engine ready on {host}:{port} (backend {backend.name}; "
+    loaded = ", ".join(backends) + (f"; failed to load: {', '.join(failed)}" if failed else "")
+    print(f"segue {__version__} engine ready on {host}:{port} (backend {default}; loaded {loaded}; "
           f"outputs in {roots.default})", flush=True)
     try:
         server.serve_forever()
     finally:
-        engine.stop()
+        engine.stop()     # every queued and running request hears "engine shutting down" ...
+        server.close()    # ... before the socket closes
     return 0
 
 
-def _backend_options(pairs: list[str]) -> dict:
-    """--option KEY=VALUE pairs -> BackendConfig.extra, numbers and booleans parsed."""
-    out: dict = {}
+def _backend_names(text: str) -> list[str]:
+    """--backend a,b,c -> ["a", "b", "c", "dsp"]: dsp is always there, the first listed is the default."""
+    names = []
+    for name in (n.strip() for n in text.split(",")):
+        if name and name not in names:
+            names.append(name)
+    if not names:
+        raise SegueError("bad_option", "--backend names no backend")
+    if "dsp" not in names:
+        names.append("dsp")
+    return names
+
+
+def _per_backend(values: list[str] | None, names: list[str]) -> dict[str, str]:
+    """--model NAME=VALUE for one backend; a plain VALUE goes to the first listed backend."""
+    out: dict[str, str] = {}
+    for value in values or []:
+        name, sep, rest = value.partition("=")
+        if sep and name in names:
+            out[name] = rest
+        else:
+            out.setdefault(names[0], value)
+    return out
+
+
+def _load_backends(names: list[str], args) -> tuple[dict, dict]:
+    """Create and load each backend. With one backend asked for, its failure stops the engine (exit 1);
+    with several, a failure is logged and reported in status, and the others serve."""
+    from .backends import BackendConfig, create
+
+    log = logging.getLogger("segue")
+    models = _per_backend(args.model if isinstance(args.model, list) else [args.model] if args.model else [], names)
+    encoders = _per_backend(args.text_encoder if isinstance(args.text_encoder, list)
+                            else [args.text_encoder] if args.text_encoder else [], names)
+    options = _backend_options(args.option or [], names)
+    asked = [n for n in names if n != "dsp"] or ["dsp"]
+    backends, failed = {}, {}
+    for name in names:
+        config = BackendConfig(model=models.get(name), text_encoder=encoders.get(name), device=args.device,
+                               precision=args.precision, extra=options.get(name, {}))
+        try:
+            log.info("loading backend %s", name)
+            backend = create(name, config)
+            backend.load()
+        except Exception as e:
+            code, message = (e.code, e.message) if isinstance(e, SegueError) else ("internal", f"{type(e).__name__}: {e}")
+            if len(asked) == 1 and name in asked or name == "dsp":
+                raise SegueError(code, message) from e
+            log.error("backend %s failed to load: %s: %s", name, code, message)
+            failed[name] = f"{code}: {message}"
+            continue
+        backends[name] = backend
+    return backends, failed
+
+
+def _backend_options(pairs: list[str], names: list[str] | None = None) -> dict:
+    """--option KEY=VALUE (every backend) or NAME.KEY=VALUE (one backend) -> {name: BackendConfig.extra},
+    numbers and booleans parsed. Without `names`, the flat dict of KEY=VALUE pairs."""
+    flat: dict = {}
+    per: dict[str, dict] = {n: {} for n in names or []}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise SegueError("bad_option", f"--option {pair!r} must look like KEY=VALUE")
         low = value.lower()
         if low in ("true", "false"):
-            out[key] = low == "true"
-            continue
-        try:
-            out[key] = int(value)
-        except ValueError:
+            parsed = low == "true"
+        else:
             try:
-                out[key] = float(value)
+                parsed = int(value)
             except ValueError:
-                out[key] = value
-    return out
+                try:
+                    parsed = float(value)
+                except ValueError:
+                    parsed = value
+        target, dot, short = key.partition(".")
+        if dot and target in per:
+            per[target][short] = parsed
+        else:
+            flat[key] = parsed
+            for extra in per.values():
+                extra.setdefault(key, parsed)
+    return per if names is not None else flat
 
 
 # ---------------------------------------------------------------- client
@@ -282,16 +342,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=DEFAULT_PORT)
     p.add_argument("--token", help="shared secret; required to bind a non-loopback address")
-    p.add_argument("--backend", default="dsp", help="dsp (default, no weights) or sao-small")
-    p.add_argument("--model", help="model folder or Hugging Face repo id (neural backends)")
-    p.add_argument("--text-encoder", help="text encoder folder (neural backends)")
+    p.add_argument("--backend", default="dsp",
+                   help="backends to keep warm, comma-separated; the first is the default, dsp is always "
+                        "loaded (e.g. sao-small,musicgen-small)")
+    p.add_argument("--model", action="append",
+                   help="model folder or Hugging Face repo id; NAME=PATH for one backend (repeatable)")
+    p.add_argument("--text-encoder", action="append", help="text encoder folder; NAME=PATH for one backend")
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: best available)")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
     p.add_argument("--option", action="append", metavar="KEY=VALUE",
-                   help="backend tuning, e.g. context_seconds=3 steps=8 (see docs/sao-small.md)")
+                   help="backend tuning, e.g. steps=8, or NAME.KEY=VALUE for one backend (see docs/sao-small.md)")
     p.add_argument("--allow-dir", action="append", help="extra folder outputs may be written under (repeatable)")
     p.add_argument("--queue-size", type=int, default=16)
     p.add_argument("--timeout", type=float, default=300.0, help="per-request time limit in seconds")
+    p.add_argument("--max-source-seconds", type=float, default=3600.0,
+                   help="longest source file the engine reads (default 3600)")
+    p.add_argument("--source-dir", action="append",
+                   help="folder sources must lie under (repeatable); with --token, sources outside "
+                        "every --source-dir are refused")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.set_defaults(func=cmd_serve)
 

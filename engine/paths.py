@@ -52,3 +52,25 @@ class OutputRoots:
         except OSError as e:
             raise SegueError("write_failed", f"cannot create out folder {out!r}: {e.strerror}") from e
         return real
+
+
+class SourceDirs:
+    """Folders sources must lie under (token mode, `segue serve --source-dir`).
+
+    Checked on the real path (symlinks followed) before anything tells whether the
+    file exists, so a client cannot probe the engine's disk outside these folders.
+    """
+
+    def __init__(self, folders: list[str | Path]):
+        self.folders = [OutputRoots._real(Path(p)) for p in folders]
+
+    def check(self, path: str) -> None:
+        if not path or "\x00" in path or not os.path.isabs(path):
+            raise SegueError("source_not_allowed", "src must be an absolute path under the engine's --source-dir folders")
+        real = OutputRoots._real(Path(path))
+        if not any(real == f or f in real.parents for f in self.folders):
+            if not self.folders:
+                raise SegueError("source_not_allowed", "this engine accepts no source files (it runs with --token "
+                                 "and no --source-dir)")
+            raise SegueError("source_not_allowed", "src lies outside the folders this engine reads from "
+                             f"({', '.join(str(f) for f in self.folders)}); see segue serve --source-dir")

@@ -1,14 +1,17 @@
-"""The one path from a validated request to written clips.
+"""The one path from an accepted request to written clips (runs in the engine's worker thread).
 
-    source file --read+resample--> Task --backend--> arrays --exact length--> WAV files
+    out folder --resolve--> source --header: limits--> decode+resample --validate--> Task
+        --backend--> 1..N arrays --exact length--> WAV files
 
-Times become samples here, at the output rate, so every backend works on the
-timeline the DAW will play: the region [start, end) of the source resampled to
-`sr` is exactly the region the output replaces.
+Times become samples in engine/validate.py, at the output rate, so every
+backend works on the timeline the DAW will play: the region [start, end) of
+the source resampled to `sr` is exactly the region the output replaces.
+Everything that touches the disk happens here, never in the OSC receive thread.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import uuid
@@ -17,15 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio_io import Source, SourceReader, fit_length, match_channels, safe_stem, write_wav_atomic
-from .backends.base import Backend, JobContext, Task
+from .audio_io import SourceReader, fit_length, match_channels, probe, safe_stem, write_wav_atomic
+from .backends.base import Backend, JobContext
 from .errors import SegueError
-from .paths import OutputRoots
-from .timeline import Grid, bars_to_samples, round_half_up, span_to_samples
+from .paths import OutputRoots, SourceDirs
+from .request import Request
+from .validate import check_source_length, make_task
 
 log = logging.getLogger("segue.pipeline")
-
-GENERATE_SR = 44100
 
 
 @dataclass
@@ -33,85 +35,79 @@ class Result:
     paths: list[Path]
     seconds: float
     sr: int
+    asked: int = 1                 # variations asked; len(paths) may be fewer (a backend's distinct results)
 
 
-def make_grid(opts: dict) -> Grid | None:
-    if "bpm" not in opts:
-        return None
-    num, den = opts.get("sig", (4, 4))
-    return Grid(bpm=opts["bpm"], num=num, den=den, downbeat=opts.get("downbeat", 0.0))
+@dataclass
+class Limits:
+    max_source_seconds: float = 3600.0
+    source_dirs: SourceDirs | None = None   # None: any readable file (loopback mode)
 
 
-def check_region(req, seconds: float) -> None:
-    """Refuse regions outside a file of `seconds` (half a sample of slack at 8 kHz for rounding)."""
-    slack = 1.0 / 16000
-    if req.kind == "inpaint" and req.end > seconds + slack:
-        raise SegueError("bad_region", f"region {req.start:g}-{req.end:g} s lies outside the file "
-                         f"({seconds:.3f} s long)")
-    if req.kind == "continue" and req.at > seconds + slack:
-        raise SegueError("bad_region", f"at {req.at:g} s lies past the end of the file ({seconds:.3f} s)")
-
-
-def build_task(req, source: Source | None) -> Task:
-    """Turn a request (bridge.protocol.Request) into the backend's sample-exact Task."""
-    opts = req.opts
-    grid = make_grid(opts)
-    common = dict(grid=grid, prompt=opts.get("prompt", ""), seed=opts.get("seed", 0),
-                  variations=opts.get("variations", 1))
-    if req.kind == "generate":
-        sr = opts.get("sr", GENERATE_SR)
-        return Task(kind="generate", sr=sr, channels=2, start_sample=0,
-                    frames=bars_to_samples(req.bars, grid, sr), **common)
-    sr = source.sr
-    if req.kind == "inpaint":
-        start, length = span_to_samples(req.start, req.end, sr)
-        if start + length > source.frames + 1:  # one sample of slack for rounding at the very end
-            raise SegueError("bad_region", f"region {req.start:g}-{req.end:g} s lies outside the file "
-                             f"({source.file_seconds:.3f} s long)")
-        if length <= 0:
-            raise SegueError("bad_region", f"region {req.start:g}-{req.end:g} s is shorter than one sample")
-        return Task(kind="inpaint", sr=sr, channels=source.channels, start_sample=start, frames=length,
-                    audio=source.audio, source_key=source.key, **common)
-    at = round_half_up(req.at * sr)
-    if at > source.frames + 1:
-        raise SegueError("bad_region", f"at {req.at:g} s lies past the end of the file ({source.file_seconds:.3f} s)")
-    at = min(at, source.frames)
-    return Task(kind="continue", sr=sr, channels=source.channels, start_sample=at,
-                frames=bars_to_samples(req.bars, grid, sr), audio=source.audio[:, :at],
-                source_key=source.key, **common)
-
-
-def output_names(req, n: int) -> list[str]:
+def output_names(req: Request, n: int) -> list[str]:
     stem = safe_stem(Path(req.src).stem) if req.src else "segue"
     tag = uuid.uuid4().hex[:6]
     return [f"{stem}-{req.kind}-{safe_stem(req.id, 24)}-{tag}-v{k + 1}.wav" for k in range(n)]
 
 
-def render(req, backend: Backend, reader: SourceReader, roots: OutputRoots, ctx: JobContext) -> Result:
-    out_dir = roots.resolve(req.opt("out"))
+def _read(reader: SourceReader, path: str, sr: int | None, check) -> object:
+    # SourceReader.read gains `check` (helper `audio`); until then call it without.
+    if "check" in inspect.signature(reader.read).parameters:
+        return reader.read(path, sr, check=check)
+    return reader.read(path, sr)
+
+
+def out_folder(roots: OutputRoots, out: str | None) -> Path:
+    folder = roots.resolve(out)
+    try:
+        str(folder).encode("utf-8")
+    except UnicodeEncodeError:
+        # A reply carries the path as an OSC string (UTF-8): a client could not use such a path.
+        shown = str(folder).encode("utf-8", "replace").decode("utf-8")
+        raise SegueError("bad_out", f"output folder {shown} is not valid UTF-8; choose another with `out`") from None
+    return folder
+
+
+def render(req: Request, backend: Backend, reader: SourceReader, roots: OutputRoots, ctx: JobContext,
+           limits: Limits | None = None) -> Result:
+    """Run one request to written files. Raises SegueError (cancelled and timeout included)."""
+    limits = limits or Limits()
     ctx.progress(0.0, "analyse")
-    source = reader.read(req.src, req.opt("sr")) if req.src else None
-    task = build_task(req, source)
+    folder = out_folder(roots, req.out)
+    source = None
+    if req.src is not None:
+        if limits.source_dirs is not None:
+            limits.source_dirs.check(req.src)
+        seconds, _ = probe(req.src)
+        check_source_length(req.src, seconds, limits.max_source_seconds)
+        ctx.check()
+        source = _read(reader, req.src, req.sr, ctx.check)
+    plan = make_task(req, source)
+    task = plan.task
     ctx.check()
-    outputs = backend.run(task, ctx)
-    if len(outputs) != task.variations:
+    outputs = list(backend.run(task, ctx))
+    if not 1 <= len(outputs) <= task.variations:
         raise SegueError("internal", f"backend {backend.name} returned {len(outputs)} outputs, "
-                         f"{task.variations} asked")
+                         f"1 to {task.variations} asked")
     clips = []
     for y in outputs:
+        ctx.check()
         y = np.asarray(y, dtype=np.float32)
         if y.ndim == 1:
             y = y[None]
         if abs(y.shape[-1] - task.frames) > 2:
             raise SegueError("internal", f"backend {backend.name} returned {y.shape[-1]} samples, "
                              f"{task.frames} asked")
-        y = fit_length(match_channels(y, task.channels), task.frames)
+        y = fit_length(match_channels(y, task.channels), plan.out_frames)
         clips.append(np.nan_to_num(y, nan=0.0, posinf=0.0, neginf=0.0))
+    if len(clips) < task.variations:
+        ctx.progress(0.96, f"{len(clips)} of {task.variations} distinct variations")
     ctx.progress(0.97, "write")
     written: list[Path] = []
     try:
         for name, y in zip(output_names(req, len(clips)), clips):
-            written.append(write_wav_atomic(out_dir, name, y, task.sr))
+            ctx.check()
+            written.append(write_wav_atomic(folder, name, y, task.sr))
     except BaseException:
         for p in written:  # all variations or none
             try:
@@ -119,4 +115,4 @@ def render(req, backend: Backend, reader: SourceReader, roots: OutputRoots, ctx:
             except OSError:
                 pass
         raise
-    return Result(paths=written, seconds=task.frames / task.sr, sr=task.sr)
+    return Result(paths=written, seconds=plan.out_frames / task.sr, sr=task.sr, asked=task.variations)

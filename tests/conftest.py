@@ -82,11 +82,11 @@ class Engine:
             return out.final.address == "/segue/pong"
 
 
-def start_engine(tmp: Path, *extra: str, backend: str = "dsp") -> Engine:
+def start_engine(tmp: Path, *extra: str, backend: str = "dsp", env: dict | None = None) -> Engine:
     port = free_port()
     root = tmp / "allowed"
     root.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, XDG_DATA_HOME=str(tmp / "xdg"), PYTHONPATH=str(ROOT))
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp / "xdg"), "PYTHONPATH": str(ROOT), **(env or {})}
     log = tmp / f"engine-{port}.log"
     proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "serve", "--port", str(port), "--backend", backend,
                              "--allow-dir", str(root), "--log-level", "debug", *extra],

@@ -29,7 +29,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import SegueError
-from .seams import join_source
+from ..cache import ByteCache
+from ..seams import join_source
+from .takes import distinct
 from .units import BANDS, SUBDIVISIONS, UnitGrid, normalise, pairwise, unit_features
 
 RUN_FADE_SECONDS = 0.010     # crossfade between donor runs (half on each side of the boundary)
@@ -56,26 +58,20 @@ class FillRequest:
     continuation: bool
     seed: int = 0
     variations: int = 1
+    span: tuple[int, int] | None = None   # draw donors only from samples [lo, hi) (a local, estimated grid)
 
 
-class FeatureCache:
-    """Unit features per (source, rate, grid): repeated edits of one file skip the analysis."""
-
-    def __init__(self, size: int = 8):
-        self.size = size
-        self._items: dict = {}
-
-    def get(self, key, compute):
-        if key is None:
-            return compute()
-        if key not in self._items:
-            if len(self._items) >= self.size:
-                self._items.pop(next(iter(self._items)))
-            self._items[key] = compute()
-        return self._items[key]
+DIVERSITY_COST = 1.0     # each earlier take that used a (slot, donor) pair makes it this much dearer
 
 
-def fill(req: FillRequest, cache: FeatureCache | None = None, cache_key=None, check=lambda: None) -> list[np.ndarray]:
+def fill(req: FillRequest, cache: ByteCache | None = None, cache_key=None, check=lambda: None) -> list[np.ndarray]:
+    """Up to req.variations audibly distinct takes, each (channels, req.length) float32.
+
+    Take 1 is the best path under seeded noise; each further take re-runs the search with the
+    (slot, donor) pairs of earlier takes made dearer, and is kept only when it differs audibly from
+    every kept take (takes.distinct). Fewer takes come back when the material allows no more.
+    `cache` (a ByteCache) keeps unit features under `cache_key`. Raises SegueError insufficient_context.
+    """
     x, sr, a, L, ug = req.audio, req.sr, req.start, req.length, req.units
     n = x.shape[1]
     known_end = n if not req.continuation else a        # continuation: nothing after `a` is known
@@ -85,6 +81,9 @@ def fill(req: FillRequest, cache: FeatureCache | None = None, cache_key=None, ch
     # Units wholly inside the file, and which of them are known (clear of the region by a fade).
     k_first = int(np.ceil(-ug.origin / ug.length - 1e-9))
     k_last = int(np.floor((known_end - ug.origin) / ug.length + 1e-9)) - 1
+    if req.span is not None:
+        k_first = max(k_first, int(np.ceil((req.span[0] - ug.origin) / ug.length - 1e-9)))
+        k_last = min(k_last, int(np.floor((req.span[1] - ug.origin) / ug.length + 1e-9)) - 1)
     if k_last < k_first:
         raise SegueError("insufficient_context", "the file is shorter than one grid unit")
     ks = np.arange(k_first, k_last + 1)
@@ -98,8 +97,9 @@ def fill(req: FillRequest, cache: FeatureCache | None = None, cache_key=None, ch
                          f"({known.sum() * ug.length / sr:.2f} s) of audio lie outside the region; "
                          "at least a bar is needed to draw from")
 
-    mono = x.mean(axis=0)
-    feats = (cache or FeatureCache()).get(cache_key, lambda: normalise(unit_features(mono, sr, ug, ks)))
+    def analyse():
+        return normalise(unit_features(x, sr, ug, ks))
+    feats = cache.get_or_make(cache_key, analyse) if cache is not None and cache_key is not None else analyse()
     check()
 
     slots = np.arange(ug.index_at(a), ug.index_at(a + L - 1) + 1)
@@ -110,12 +110,18 @@ def fill(req: FillRequest, cache: FeatureCache | None = None, cache_key=None, ch
     costs = _costs(req, feats, ks, known, slots, cand, a, b)
     check()
 
-    outs = []
-    for v in range(req.variations):
-        rng = np.random.default_rng(req.seed + v)
-        noisy = costs.unary + NOISE * rng.gumbel(size=costs.unary.shape)
-        donors = cand[_viterbi(noisy, costs.transition)]
-        outs.append(_render(req, slots, donors, a, b, run_fade))
+    outs: list[np.ndarray] = []
+    used = np.zeros_like(costs.unary)
+    for attempt in range(3 * req.variations + 2):
+        if len(outs) >= req.variations:
+            break
+        rng = np.random.default_rng(req.seed + attempt)
+        noisy = costs.unary + NOISE * rng.gumbel(size=costs.unary.shape) + DIVERSITY_COST * used
+        path = _viterbi(noisy, costs.transition)
+        used[np.arange(len(slots)), path] += 1.0
+        y = _render(req, slots, cand[path], a, b, run_fade)
+        if distinct(y, outs):
+            outs.append(y)
         check()
     return outs
 
@@ -218,7 +224,6 @@ def _fine_edge(req: FillRequest, k: int, cand, edge: int, before: bool) -> np.nd
     out = np.full(len(cand), np.nan)
     if not ok.any() or lo < 0 or lo + width > n:
         return np.zeros(len(cand))
-    mono = x.mean(axis=0)
     hop = max(width // 4, 1)
     frame = min(FINE_FFT, width)
     offs = np.arange(0, width - frame + 1, hop)[:4]
@@ -226,7 +231,8 @@ def _fine_edge(req: FillRequest, k: int, cand, edge: int, before: bool) -> np.nd
 
     def spec(st: np.ndarray) -> np.ndarray:
         idx = st[:, None, None] + offs[None, :, None] + np.arange(frame)[None, None, :]
-        p = np.abs(np.fft.rfft(mono[idx] * win, axis=-1)) ** 2
+        frames = x[:, idx].mean(axis=0)       # gathers only the windows: no whole-file mono copy
+        p = np.abs(np.fft.rfft(frames * win, axis=-1)) ** 2
         return 10.0 * np.log10(p + 1e-10).reshape(len(st), -1)
 
     target = spec(np.array([lo]))[0]

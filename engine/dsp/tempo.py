@@ -25,23 +25,70 @@ class TempoEstimate:
     onsets: np.ndarray   # onset times in seconds (peaks of the strength curve)
 
 
-def onset_strength(mono: np.ndarray, sr: int) -> tuple[np.ndarray, float]:
+def frame_params(sr: int) -> tuple[int, int]:
+    """(hop, FFT size) in samples of the onset-strength frames at rate sr."""
     hop = max(int(round(HOP_SECONDS * sr)), 1)
-    n_fft = 1 << int(np.ceil(np.log2(4 * hop)))
-    n = (len(mono) - n_fft) // hop + 1
+    return hop, 1 << int(np.ceil(np.log2(4 * hop)))
+
+
+def frame_count(n: int, sr: int) -> int:
+    """Frames lying wholly inside n samples."""
+    hop, n_fft = frame_params(sr)
+    return max((n - n_fft) // hop + 1, 0)
+
+
+def raw_flux(audio: np.ndarray, sr: int, f0: int, f1: int, chunk: int = 256) -> np.ndarray:
+    """Half-wave rectified spectral flux of log magnitudes for frames [f0, f1) of audio (channels, n)
+    (or (n,)); frame i covers samples [i * hop, i * hop + n_fft) of the channel mean; frame 0 has no
+    predecessor and reads 0. Depends only on the audio at those frames, so blocks of it can be cached
+    and joined. Memory: `chunk` frames at a time (~2 MB at 48 kHz), whatever the span.
+    """
+    x = audio if audio.ndim == 2 else audio[None]
+    hop, n_fft = frame_params(sr)
+    f1 = min(f1, frame_count(x.shape[1], sr))
+    out = np.zeros(max(f1 - f0, 0))
+    if f1 <= f0:
+        return out
+    win = np.hanning(n_fft)
+    prev = None
+    first = max(f0 - 1, 0)
+    for c0 in range(first, f1, chunk):
+        c1 = min(c0 + chunk, f1)
+        seg = x[:, c0 * hop:(c1 - 1) * hop + n_fft].mean(axis=0, dtype=np.float64)
+        idx = np.arange(c1 - c0)[:, None] * hop + np.arange(n_fft)[None, :]
+        logs = np.log1p(100.0 * np.abs(np.fft.rfft(seg[idx] * win, axis=1)))
+        full = logs if prev is None else np.concatenate([prev[None], logs])
+        flux = np.maximum(np.diff(full, axis=0), 0.0).sum(axis=1)
+        frames = np.arange(c0 + (1 if prev is None else 0), c1)
+        keep = frames >= f0
+        out[frames[keep] - f0] = flux[keep]
+        prev = logs[-1]
+    return out
+
+
+def detrend(flux: np.ndarray) -> np.ndarray:
+    """Onset strength from raw flux: slow loudness changes removed, half-wave rectified."""
+    env = flux - np.convolve(flux, np.ones(15) / 15, mode="same")
+    return np.maximum(env, 0.0)
+
+
+def onset_strength(mono: np.ndarray, sr: int) -> tuple[np.ndarray, float]:
+    """(onset strength per frame, frame hop in seconds) of a 1-D signal."""
+    hop, _ = frame_params(sr)
+    n = frame_count(len(mono), sr)
     if n < 8:
         return np.zeros(0), hop / sr
-    idx = np.arange(n)[:, None] * hop + np.arange(n_fft)[None, :]
-    spec = np.abs(np.fft.rfft(mono[idx] * np.hanning(n_fft), axis=1))
-    logs = np.log1p(100.0 * spec)
-    flux = np.maximum(np.diff(logs, axis=0), 0.0).sum(axis=1)
-    flux = np.concatenate([[0.0], flux])
-    flux -= np.convolve(flux, np.ones(15) / 15, mode="same")  # remove slow loudness changes
-    return np.maximum(flux, 0.0), hop / sr
+    return detrend(raw_flux(mono, sr, 0, n)), hop / sr
 
 
 def estimate(mono: np.ndarray, sr: int, num: int = 4, den: int = 4) -> TempoEstimate:
+    """Tempo, beat phase and onsets of a 1-D signal (times in seconds from its first sample)."""
     env, dt = onset_strength(mono, sr)
+    return estimate_from_strength(env, dt, num)
+
+
+def estimate_from_strength(env: np.ndarray, dt: float, num: int = 4) -> TempoEstimate:
+    """The estimate from an onset-strength curve with frames every dt seconds (time 0 = frame 0)."""
     if len(env) < int(4.0 / dt) or not np.any(env > 0):
         return TempoEstimate(None, 0.0, np.zeros(0))
     peaks = np.flatnonzero((env[1:-1] > env[:-2]) & (env[1:-1] >= env[2:]) & (env[1:-1] > 2 * np.mean(env))) + 1

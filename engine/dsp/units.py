@@ -67,22 +67,30 @@ def _band_matrix(n_fft: int, sr: int) -> np.ndarray:
     return m
 
 
-def unit_features(mono: np.ndarray, sr: int, ug: UnitGrid, ks: np.ndarray) -> np.ndarray:
-    """Features (len(ks), SUBDIVISIONS * BANDS) of units ks, all inside the signal."""
+def unit_features(audio: np.ndarray, sr: int, ug: UnitGrid, ks: np.ndarray) -> np.ndarray:
+    """Features (len(ks), SUBDIVISIONS * BANDS) of units ks, all inside the signal.
+
+    `audio` is (n,) or (channels, n); channels are averaged frame by frame, so no mono copy of a
+    long file is ever made."""
+    x = audio if audio.ndim == 2 else audio[None]
+    n = x.shape[1]
     if len(ks) == 0:
         return np.zeros((0, SUBDIVISIONS * BANDS), dtype=np.float32)
     sub = ug.length / SUBDIVISIONS
     frame = max(int(sub), 16)
     n_fft = 1 << max(int(math.ceil(math.log2(frame))), 4)
     starts = (ug.origin + ks[:, None] * ug.length + np.arange(SUBDIVISIONS)[None, :] * sub).ravel()
-    starts = np.clip(np.rint(starts).astype(np.int64), 0, max(len(mono) - frame, 0))
+    starts = np.clip(np.rint(starts).astype(np.int64), 0, max(n - frame, 0))
     window = np.hanning(frame).astype(np.float32)
     bands = _band_matrix(n_fft, sr)
     out = np.empty((len(starts), BANDS), dtype=np.float32)
-    step = max(1, (8 << 20) // (frame * 4))  # bound the gather to ~8 MB at a time
+    step = max(1, (1 << 20) // n_fft)   # frames per FFT batch: ~25 MB of temporaries whatever the unit length
     for i in range(0, len(starts), step):
-        idx = starts[i:i + step, None] + np.arange(frame)[None, :]
-        frames = mono[np.minimum(idx, len(mono) - 1)] * window
+        st = starts[i:i + step]
+        lo, hi = int(st.min()), min(int(st.max()) + frame, n)
+        mono = x[:, lo:hi].mean(axis=0, dtype=np.float32)   # a contiguous block: no whole-file mono copy
+        idx = np.minimum(st[:, None] - lo + np.arange(frame)[None, :], hi - lo - 1)
+        frames = mono[idx] * window
         power = np.abs(np.fft.rfft(frames, n_fft, axis=1)) ** 2
         out[i:i + step] = power.astype(np.float32) @ bands
     logs = 10.0 * np.log10(out + 1e-10)

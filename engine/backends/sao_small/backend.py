@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from ...audio_io import resample
-from ...dsp.seams import join_source
+from ...seams import join_source
 from ...errors import SegueError
 from ..base import Backend, BackendConfig, Capabilities, JobContext, Task
 from .conditioners import TextEncoder, load_text_encoder

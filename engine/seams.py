@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .janssen import ar_extrapolate
+from .dsp.janssen import ar_extrapolate
 
 CONTEXT = 4096       # source samples the AR model is fitted on
 MIN_CONTEXT = 64     # below this, no extrapolation: the edge is left as generated

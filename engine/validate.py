@@ -1,0 +1,146 @@
+"""One validation step: a Request plus its decoded source -> the Task a backend gets.
+
+Every span check lives here, with one tolerance, so no backend ever receives a
+span outside its audio:
+
+- seconds become samples at the output rate `sr` (protocol v1 rounding,
+  round half up): inpaint [start, end) -> (start_sample, frames), continue
+  `at` -> start_sample;
+- a selection may end up to END_SLACK_SAMPLES past the end of the source
+  (float rounding in a DAW, a rate conversion's half sample): the backend's
+  span is clamped to the audio and the written file is padded to the exact
+  length the protocol promises (`Plan.out_frames`);
+- further past the end is `bad_region`;
+- outputs too large for a WAV file (4 GiB) or for memory are `too_long`,
+  before anything is rendered.
+
+Limits that need no file (`check_output_length`) run before a request is
+accepted; the rest runs in the worker, once the source is decoded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .audio_io import Source
+from .backends.base import Capabilities, Task
+from .errors import SegueError
+from .request import Request
+from .timeline import bars_to_samples, round_half_up, span_to_samples
+
+END_SLACK_SAMPLES = 2               # how far past the source's end a span may reach (samples at `sr`)
+GENERATE_SR = 44100                 # generate without `sr`
+GENERATE_CHANNELS = 2
+DEFAULT_MAX_OUTPUT_SECONDS = 600.0  # for a backend whose Capabilities leave max_output_seconds unset
+WAV_MAX_BYTES = 2**32 - 1           # RIFF sizes are 32-bit
+WAV_HEADER_BYTES = 4096             # generous: RIFF + fmt + fact + any chunk a writer adds
+MAX_RENDER_BYTES = 4 << 30          # all variations of one request together, as float32
+
+
+@dataclass
+class Plan:
+    task: Task
+    out_frames: int                 # samples in each written file (the protocol's exact length)
+
+
+def _too_long(message: str) -> SegueError:
+    return SegueError("too_long", message)
+
+
+def _hms(seconds: float) -> str:
+    if seconds >= 3600:
+        return f"{seconds:.0f} s ({seconds / 3600:.1f} h)"
+    return f"{seconds:.1f} s"
+
+
+def check_output_length(req: Request, backend: str, caps: Capabilities) -> None:
+    """Refuse an output longer than the backend makes; needs no file. Raises SegueError('too_long')."""
+    seconds = req.output_seconds()
+    limit = caps.max_output_seconds or DEFAULT_MAX_OUTPUT_SECONDS
+    if seconds is not None and seconds > limit:
+        raise _too_long(f"the output would last {_hms(seconds)}; backend {backend} makes at most "
+                        f"{limit:g} s per request")
+
+
+def check_source_length(path: str, seconds: float, limit: float) -> None:
+    """Refuse a source longer than the engine's --max-source-seconds (from its header)."""
+    if seconds > limit:
+        raise _too_long(f"source {path} lasts {_hms(seconds)}; this engine reads at most {limit:g} s "
+                        "(segue serve --max-source-seconds)")
+
+
+def check_output_size(frames: int, channels: int, variations: int) -> None:
+    """Refuse outputs a WAV file cannot hold, or that would not fit in memory all together."""
+    per_file = frames * channels * 4 + WAV_HEADER_BYTES
+    if per_file > WAV_MAX_BYTES:
+        raise _too_long(f"one output of {frames} samples x {channels} channels would be {per_file / 2**30:.1f} GiB; "
+                        "a WAV file holds at most 4 GiB")
+    total = frames * channels * 4 * variations
+    if total > MAX_RENDER_BYTES:
+        raise _too_long(f"{variations} variations of {frames} samples x {channels} channels need "
+                        f"{total / 2**30:.1f} GiB; at most {MAX_RENDER_BYTES / 2**30:g} GiB per request "
+                        "(ask for fewer variations or a lower sr)")
+
+
+def make_task(req: Request, source: Source | None, options: dict | None = None) -> Plan:
+    """The one function from a request (seconds) and its decoded source to the backend's Task (samples).
+
+    `source.audio` is (channels, n) float32 at `source.sr`, which is the output rate.
+    Raises SegueError: bad_region (span outside the audio, or shorter than a sample), too_long.
+    """
+    common = dict(grid=req.grid, prompt=req.prompt, seed=req.seed, variations=req.variations,
+                  hit=req.hit, options=dict(options or req.options))
+    if req.kind == "generate":
+        sr = req.sr or GENERATE_SR
+        frames = bars_to_samples(req.bars, req.grid, sr)
+        _need_samples(frames, f"{req.bars:g} bars")
+        check_output_size(frames, GENERATE_CHANNELS, req.variations)
+        task = Task(kind="generate", sr=sr, channels=GENERATE_CHANNELS, start_sample=0, frames=frames, **common)
+        return Plan(task, frames)
+    if source is None:
+        raise SegueError("bad_request", f"{req.kind} needs a source file")
+    sr, n = source.sr, source.frames
+    seconds = source.file_seconds
+    if req.kind == "inpaint":
+        start, length = span_to_samples(req.start, req.end, sr)
+        _need_samples(length, f"region {req.start:g}-{req.end:g} s")
+        if start >= n or start + length > n + END_SLACK_SAMPLES:
+            raise SegueError("bad_region", f"region {req.start:g}-{req.end:g} s lies outside the file "
+                             f"({seconds:.6f} s long)")
+        frames = min(length, n - start)   # clamp the last sample or two; the file is padded back to `length`
+        regions = _regions_to_samples(req, sr, start, frames)
+        check_output_size(length, source.channels, req.variations)
+        task = Task(kind="inpaint", sr=sr, channels=source.channels, start_sample=start, frames=frames,
+                    audio=source.audio, source_key=source.key, regions=regions, **common)
+        return Plan(task, length)
+    at = round_half_up(req.at * sr)
+    if at > n + END_SLACK_SAMPLES:
+        raise SegueError("bad_region", f"at {req.at:g} s lies past the end of the file ({seconds:.6f} s)")
+    at = min(at, n)
+    if at <= 0:
+        raise SegueError("bad_region", f"at {req.at:g} s leaves no audio before it to continue")
+    frames = bars_to_samples(req.bars, req.grid, sr)
+    _need_samples(frames, f"{req.bars:g} bars")
+    check_output_size(frames, source.channels, req.variations)
+    task = Task(kind="continue", sr=sr, channels=source.channels, start_sample=at, frames=frames,
+                audio=source.audio[:, :at], source_key=source.key, **common)
+    return Plan(task, frames)
+
+
+def _need_samples(frames: int, what: str) -> None:
+    if frames <= 0:
+        raise SegueError("bad_region", f"{what} is shorter than one sample")
+
+
+def _regions_to_samples(req: Request, sr: int, start: int, frames: int) -> list[tuple[int, int]]:
+    """Inpaint `regions` (seconds, inside [start, end)) -> (start_sample, frames) pairs inside the task's span."""
+    out: list[tuple[int, int]] = []
+    lo, hi = start, start + frames
+    for s, e in req.regions:
+        a = min(max(round_half_up(s * sr), lo), hi)
+        b = min(max(round_half_up(e * sr), lo), hi)
+        if b <= a:
+            raise SegueError("bad_region", f"region {s:g}:{e:g} s is shorter than one sample at {sr} Hz "
+                             "(or lies past the end of the file)")
+        out.append((a, b - a))
+    return out
