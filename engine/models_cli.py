@@ -1,8 +1,11 @@
 """`segue models check | pull | list`: install and verify neural backend weights.
 
-    segue models check --backend sao-small --model PATH [--text-encoder PATH]
-    segue models pull sao-small [--cache DIR]
+    segue models check --backend sao-small|sa3-small [--model PATH|REPO|NAME] [--text-encoder PATH]
+    segue models pull sao-small|sa3-small-music|sa3-small-sfx [--cache DIR] [--token T]
     segue models list [--models-dir DIR]
+
+The repositories are gated: `pull` explains the licence to accept and the
+token to create when the hub refuses, and what to copy where when offline.
 
 `check` loads everything strictly on the CPU (nothing is served) and prints the
 parameter count of each part and the dtypes; it exits 1 with the error
@@ -15,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import SegueError
@@ -24,21 +28,43 @@ T5_REPO = "google-t5/t5-base"
 SAO_FILES = ["model_config.json", "model.safetensors"]
 T5_FILES = ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
             "spiece.model"]
-MUSICGEN_REPO = "facebook/musicgen-small"
-KNOWN = {"sao-small": SAO_REPO, "musicgen-small": MUSICGEN_REPO}
+SA3_FILES = ["model_config.json", "model.safetensors", "t5gemma-b-b-ul2/*"]
+SA3_LICENCE = ("Stability AI Community License (its T5Gemma text encoder also falls under the Gemma terms "
+               "of use, shown on the same page)")
+
+
+@dataclass(frozen=True)
+class Weights:
+    """One installable model: the repos to pull (id, file patterns) and the backend that serves it."""
+    backend: str
+    repos: tuple[tuple[str, tuple[str, ...]], ...]
+    licence: str
+
+
+KNOWN = {
+    "sao-small": Weights("sao-small", ((SAO_REPO, tuple(SAO_FILES)), (T5_REPO, tuple(T5_FILES))),
+                         "Stability AI Community License"),
+    "sa3-small-music": Weights("sa3-small", (("stabilityai/stable-audio-3-small-music", tuple(SA3_FILES)),),
+                               SA3_LICENCE),
+    "sa3-small-sfx": Weights("sa3-small", (("stabilityai/stable-audio-3-small-sfx", tuple(SA3_FILES)),), SA3_LICENCE),
+    # not gated, but non-commercial: engine/backends/musicgen/cli.py prints the licence before pulling
+    "musicgen-small": Weights("musicgen-small", (("facebook/musicgen-small", ()),), "CC-BY-NC-4.0"),
+}
+BACKENDS = sorted({w.backend for w in KNOWN.values()})
 
 
 def add_models_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("models", help="check, download and list model weights")
     sub = p.add_subparsers(dest="models_cmd", required=True)
     c = sub.add_parser("check", help="load a model strictly on the CPU and print its parts")
-    c.add_argument("--backend", default="sao-small", choices=sorted(KNOWN))
-    c.add_argument("--model", help="model folder, HF cache folder or repo id (default: the HF cache)")
-    c.add_argument("--text-encoder", help="t5-base folder (default: beside the model or the HF cache)")
+    c.add_argument("--backend", default="sao-small", choices=BACKENDS)
+    c.add_argument("--model", help="model folder, HF cache folder, repo id or a name from `models list` "
+                                   "(default: the backend's model in the HF cache)")
+    c.add_argument("--text-encoder", help="text encoder folder (default: beside the model or the HF cache)")
     c.add_argument("--skip-text-encoder", action="store_true", help="check the checkpoint only")
     pl = sub.add_parser("pull", help="download weights with huggingface_hub (uses your HF token)")
     pl.add_argument("name", choices=sorted(KNOWN))
-    pl.add_argument("--cache", help="Hugging Face cache folder (default: $HF_HUB_CACHE or ~/.cache/huggingface/hub)")
+    pl.add_argument("--cache", help="Hugging Face cache folder (default: huggingface_hub's, from HF_HUB_CACHE / HF_HOME)")
     pl.add_argument("--token", help="Hugging Face token (default: HF_TOKEN or `hf auth login`)")
     ls = sub.add_parser("list", help="show installed weights")
     ls.add_argument("--models-dir", action="append", default=[], help="also look in this folder (repeatable)")
@@ -63,6 +89,12 @@ def cmd_check(args) -> int:
         from .backends.musicgen.cli import check
 
         return check(args)
+    if args.backend == "sao-small":
+        return _check_sao(args)
+    return _check_backend(args)
+
+
+def _check_sao(args) -> int:
     import torch
 
     from .backends.sao_small.backend import resolve_text_encoder
@@ -94,66 +126,73 @@ def cmd_check(args) -> int:
     return 0
 
 
+def _check_backend(args) -> int:
+    """Load the backend exactly as `segue serve` would (fp32, CPU, no warm-up) and print its parts."""
+    from .backends import BackendConfig, create
+
+    model = KNOWN[args.model].repos[0][0] if args.model in KNOWN else args.model
+    b = create(args.backend, BackendConfig(model=model, text_encoder=args.text_encoder, device="cpu",
+                                           precision="fp32", extra={"warmup": False, "prefetch": False}))
+    b.load()
+    info = b.info()
+    print(f"model      {info.get('model_dir')}")
+    for part, n in (info.get("parameters") or {}).items():
+        print(f"  {part:<26} {_count(n)}")
+    print(f"  {'total':<26} {_count(sum((info.get('parameters') or {}).values()))}")
+    print("ok")
+    return 0
+
+
 def cmd_pull(args) -> int:
+    from .backends.neural import hub
+
     if args.name == "musicgen-small":
         from .backends.musicgen.cli import pull
 
         return pull(args)
-    from .backends.sao_small.loading import hf_cache_dir
-
-    cache = Path(args.cache) if args.cache else hf_cache_dir()
-    repo = KNOWN[args.name]
-    what = (f"{repo} ({', '.join(SAO_FILES)}) and {T5_REPO} ({', '.join(T5_FILES[:3])}, ...) "
-            f"into {cache} (or any folder, then pass --model / --text-encoder)")
-    try:
-        from huggingface_hub import snapshot_download
-    except ImportError as e:
-        raise SegueError("unavailable", "huggingface_hub is not installed: pip install 'segue[neural]'") from e
+    w = KNOWN[args.name]
+    cache = Path(args.cache) if args.cache else None
     token = args.token or os.environ.get("HF_TOKEN")
-    try:
-        for rid, files in ((repo, SAO_FILES), (T5_REPO, T5_FILES)):
-            print(f"pulling {rid} ...", flush=True)
-            path = snapshot_download(rid, allow_patterns=files, cache_dir=str(cache), token=token)
-            print(f"  {path}")
-    except Exception as e:
-        name = type(e).__name__
-        if "Gated" in name or "401" in str(e) or "403" in str(e):
-            raise SegueError("gated", f"{repo} is gated: sign in at https://huggingface.co/{repo}, accept the "
-                             "Stability AI Community License, create a read token at "
-                             "https://huggingface.co/settings/tokens, then run `hf auth login` or set HF_TOKEN") from e
-        if any(s in name for s in ("Connection", "Offline", "LocalEntryNotFound", "Timeout")) or "resolve" in str(e).lower():
-            raise SegueError("offline", f"cannot reach huggingface.co ({name}). Fetch {what} on a machine "
-                             "with network and copy them here") from e
-        raise SegueError("pull_failed", f"{name}: {e}") from e
-    print("done; verify with: segue models check --backend sao-small")
+    what = " and ".join(f"{rid} ({', '.join(files[:3])}{', ...' if len(files) > 3 else ''})" for rid, files in w.repos)
+    for rid, files in w.repos:
+        print(f"pulling {rid} ...", flush=True)
+        path = hub.pull(rid, list(files), cache_dir=cache, token=token, licence=w.licence, what=what)
+        print(f"  {path}")
+    print(f"done; verify with: segue models check --backend {w.backend}"
+          + (f" --model {args.name}" if w.backend != args.name else ""))
     return 0
 
 
 def cmd_list(args) -> int:
-    from .backends.sao_small.loading import CHECKPOINT_NAMES, _snapshot, hf_cache_dir
+    from .backends.neural import hub
+    from .backends.sao_small.loading import CHECKPOINT_NAMES
 
     found = 0
-    cache = hf_cache_dir()
-    print(f"Hugging Face cache: {cache}")
-    for repo in (SAO_REPO, T5_REPO, "t5-base"):
-        folder = cache / ("models--" + repo.replace("/", "--"))
-        snap = _snapshot(folder) if folder.is_dir() else None
-        if snap is None:
-            print(f"  {repo:<40} not installed")
-            continue
-        files = sorted(p.name for p in snap.iterdir())
-        print(f"  {repo:<40} {snap}  [{', '.join(files)}]")
-        found += 1
+    print(f"Hugging Face cache: {hub.hub_cache_dir()}")
+    seen = set()
+    for name, w in KNOWN.items():
+        for rid, _files in w.repos:
+            if rid in seen:
+                continue
+            seen.add(rid)
+            snap = hub.cached_snapshot(rid)
+            label = f"{rid} ({name})" if rid == w.repos[0][0] else rid
+            if snap is None:
+                print(f"  {label:<58} not installed")
+                continue
+            files = sorted(p.name for p in snap.iterdir())
+            print(f"  {label:<58} {snap}  [{', '.join(files)}]")
+            found += 1
     for d in args.models_dir:
         for cfg in sorted(Path(d).expanduser().glob("*/model_config.json")):
             ck = [n for n in CHECKPOINT_NAMES if (cfg.parent / n).exists()]
-            print(f"  {cfg.parent.name:<40} {cfg.parent}  [{', '.join(ck) or 'no checkpoint'}]")
+            print(f"  {cfg.parent.name:<58} {cfg.parent}  [{', '.join(ck) or 'no checkpoint'}]")
             found += 1
-    from .backends.musicgen.cli import list_installed
+    from .backends.musicgen.cli import list_folders
 
-    found += list_installed(args.models_dir)
+    found += list_folders(args.models_dir)
     if not found:
-        print("nothing installed: run `segue models pull sao-small` (or musicgen-small)")
+        print("nothing installed: run `segue models pull sao-small` (or sa3-small-music, sa3-small-sfx, musicgen-small)")
     return 0
 
 

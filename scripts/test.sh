@@ -27,6 +27,12 @@ fi
 .venv/bin/pip install -q --disable-pip-version-check -e '.[test,neural]'
 # stable-audio-tools is a test-only oracle for the sao-small parity tests: no dependencies.
 .venv/bin/pip install -q --disable-pip-version-check --no-deps stable-audio-tools==0.0.19 einops
+# stable-audio-tools 0.0.20 ships the Stable Audio 3 code: the test-only oracle for the sa3-small parity
+# tests. Same import name as 0.0.19, so it goes into its own folder and runs in its own process
+# (tests/sa3/oracle.py); its metadata pins Python < 3.11 and torch 2.7, hence --ignore-requires-python.
+[ -f .venv/sat-0.0.20/stable_audio_tools/__init__.py ] || .venv/bin/pip install -q --disable-pip-version-check \
+    --no-deps --ignore-requires-python --target .venv/sat-0.0.20 stable-audio-tools==0.0.20
+.venv/bin/pip install -q --disable-pip-version-check --no-deps einops-exts alias-free-torch==0.0.6
 
 set +e
 .venv/bin/python -m pytest "$@"

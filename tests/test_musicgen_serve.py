@@ -100,3 +100,5 @@ def test_models_check_list_and_pull(mg_engine, tmp_path):
     assert r.stdout.startswith("licence:") and "CC-BY-NC-4.0" in r.stdout        # shown before any download
     r = _models("check", "--backend", "musicgen-small", "--model", str(tmp_path / "nowhere"))
     assert r.returncode == 1 and "model_not_found" in r.stderr and "nowhere" in r.stderr
+    r = _models("list", HF_HUB_CACHE=str(tmp_path / "hub"))
+    assert r.returncode == 0 and "facebook/musicgen-small (musicgen-small)" in r.stdout and "not installed" in r.stdout

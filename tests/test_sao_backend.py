@@ -30,7 +30,8 @@ def folders(tmp_path_factory):
 @pytest.fixture(scope="module")
 def backend(folders):
     b = create("sao-small", BackendConfig(model=str(folders / "model"), text_encoder=str(folders / "t5"),
-                                          precision="fp32", extra={"context_seconds": 0.15}))
+                                          precision="fp32", extra={"context_seconds": 0.15,
+                                                                            "prefetch": False}))
     b.load()
     return b
 
@@ -206,3 +207,38 @@ def test_ckpt_format_loads(folders, tmp_path):
     write_model_folder(tmp_path / "ck", cfg, sd, fmt="ckpt")
     m, meta = load_model(tmp_path / "ck")
     assert meta["checkpoint"].endswith("model.ckpt")
+
+
+def test_multi_region_only_regions_change(backend):
+    audio = tone(SR, f=180.0)
+    regions = [(12000, 3000), (30000, 2500)]
+    task = Task("inpaint", SR, 2, 10000, 24000, audio, None, "", seed=3, regions=regions, source_key="mr")
+    out = backend.inpaint(task, JobContext())[0]
+    assert out.shape == (2, 24000)
+    inside = np.zeros(24000, bool)
+    for a, n in regions:
+        inside[a - 10000: a - 10000 + n] = True
+        assert np.abs(out[:, a - 10000 + 200: a - 10000 + n - 200] - audio[:, a + 200: a + n - 200]).max() > 1e-3
+    np.testing.assert_array_equal(out[:, ~inside], audio[:, 10000:34000][:, ~inside])   # bit-identical
+
+
+def test_idle_prefetch_encodes_the_rest_of_the_file(folders):
+    import time
+
+    b = create("sao-small", BackendConfig(model=str(folders / "model"), text_encoder=str(folders / "t5"),
+                                          precision="fp32", extra={"context_seconds": 0.15, "prefetch": True}))
+    b.load()
+    try:
+        audio = tone(3 * SR, f=250.0)
+        task = Task("inpaint", SR, 2, 60000, 4000, audio, None, "", source_key="pf")
+        b.inpaint(task, JobContext())
+        src = b.cache.source("pf", audio, SR)
+        deadline = time.monotonic() + 60
+        while not bool(src.have.all()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert bool(src.have.all())                         # the whole file, while idle
+        n = b.cache.encoded_frames
+        b.inpaint(Task("inpaint", SR, 2, 120000, 4000, audio, None, "", source_key="pf"), JobContext())
+        assert b.cache.encoded_frames == n                  # a new region far away: nothing to encode
+    finally:
+        b.close()

@@ -69,6 +69,28 @@ def test_generate_inpaint_continue_over_osc(sao_engine):
     assert sao_engine.alive()
 
 
+def test_compile_failure_at_first_call_falls_back_to_eager(tmp_path):
+    """Issue 8 fault 6: torch.compile fails lazily at the first call; the engine must serve eager."""
+    root = write_serving_folders(tmp_path / "m")
+    eng = start_engine(tmp_path, "--model", str(root / "model"), "--text-encoder", str(root / "t5"),
+                       "--precision", "fp32", "--option", "compile=true", "--option",
+                       "compile_backend=tests.sao.fixtures:raising_compile_backend", "--option", "warmup=false",
+                       backend="sao-small")   # no warm-up: the first call is inside the request
+    try:
+        src = write_wav(eng.root / "src.wav", groove(2.0, 44100), 44100)
+        with eng.client() as c:
+            out = c.call("/segue/inpaint", request_args("k1", [str(src), 0.5, 0.75], {"bpm": 120.0}), timeout=300)
+            assert out.final.address == "/segue/done", out.final.args
+            y, sr = read_audio(out.final.args[1])
+            assert y.shape == (2, 11025)
+            info = json.loads(c.call("/segue/status", ["st", "detail", 1]).final.args[5])
+        assert info["dit"] == "eager (compile failed)"
+        assert eng.alive()
+        assert "torch.compile failed" in eng.log.read_text()
+    finally:
+        stop_engine(eng)
+
+
 def test_bad_model_folder_fails_at_start_with_a_clear_message(tmp_path):
     r = subprocess.run([sys.executable, "-m", "engine.cli", "serve", "--backend", "sao-small", "--model",
                         str(tmp_path / "nowhere"), "--port", "0"], capture_output=True, text=True, timeout=120,

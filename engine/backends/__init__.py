@@ -11,6 +11,7 @@ from .base import Backend, BackendConfig, Capabilities, JobContext, Task
 REGISTRY = {
     "dsp": "engine.backends.dsp:DspBackend",
     "sao-small": "engine.backends.sao_small:SaoSmallBackend",
+    "sa3-small": "engine.backends.sa3_small:Sa3SmallBackend",
     "musicgen-small": "engine.backends.musicgen:MusicgenBackend",
 }
 

@@ -168,3 +168,10 @@ def write_serving_folders(root: Path) -> Path:
     write_model_folder(root / "model", cfg, export_official_state_dict(model))
     make_t5_folder(root / "t5", d_model=16)
     return root
+
+
+def raising_compile_backend(gm, example_inputs):
+    """A torch.compile backend that fails lazily at the first call, as on a machine without a
+    working compiler (issue 8, fault 6). Named on the command line as
+    `--option compile_backend=tests.sao.fixtures:raising_compile_backend`."""
+    raise RuntimeError("no working C compiler on this machine (test backend)")

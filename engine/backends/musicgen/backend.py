@@ -12,7 +12,7 @@ How a continuation runs (the model works at 32 kHz mono, 50 EnCodec frames/s):
    project rate from the prompt's first sample, so the new audio starts exactly at the join; it is
    level-matched to the source (RMS of the original prompt over the re-decoded one, clamped to
    [0.25, 4]: EnCodec's level drift), copied to the source's channel count and joined to the
-   ORIGINAL audio with the shared edge join (engine/dsp/seams.join_source: equal-power crossfade
+   ORIGINAL audio with the shared edge join (engine/seams.join_source: equal-power crossfade
    from an AR extrapolation of the source). The prompt itself is never replaced: the timeline
    keeps the source's samples bit for bit, and the output is what follows the join, exactly
    `task.frames` long.
@@ -36,19 +36,17 @@ import numpy as np
 import torch
 
 from ...audio_io import resample
-from ...dsp.seams import join_source
 from ...errors import SegueError
+from ...seams import join_source
 from ..base import Backend, BackendConfig, Capabilities, JobContext, Task
-from ..sao_small.backend import pick_device, pick_dtypes
+from ..neural import runtime
+from ..neural.paste import fade_length, from_model_rate, level_gain
+from ..neural.prompt import with_tempo
 from . import plan
 from .loading import LICENSE, load_model, part_sizes, resolve_model_dir
 from .prefill import BlockProgress, static_cache
 
 log = logging.getLogger("segue.musicgen")
-
-
-def _rms(x: np.ndarray) -> float:
-    return float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if x.size else 0.0
 
 
 def fit_left(x: np.ndarray, n: int) -> np.ndarray:
@@ -60,14 +58,12 @@ def fit_left(x: np.ndarray, n: int) -> np.ndarray:
 
 def match_gain(original: np.ndarray, decoded: np.ndarray, seconds: float = 2.0, sr: int = plan.MODEL_SR) -> float:
     """Gain that brings EnCodec's re-decoded prompt to the original's level: RMS ratio over the
-    last `seconds` of both (same length, 32 kHz), clamped to [0.25, 4]; 1 when either is silent."""
+    last `seconds` of both ((n,) at 32 kHz), clamped to [0.25, 4]; 1 when either is silent
+    (the shared neural/paste.level_gain)."""
     n = min(original.shape[-1], decoded.shape[-1], int(seconds * sr))
-    if n < 256:
+    if n <= 0:
         return 1.0
-    ro, rd = _rms(original[..., -n:]), _rms(decoded[..., -n:])
-    if ro < 1e-5 or rd < 1e-5:
-        return 1.0
-    return float(np.clip(ro / rd, 0.25, 4.0))
+    return level_gain(decoded[None, -n:], original[None, -n:])
 
 
 class MusicgenBackend(Backend):
@@ -88,7 +84,7 @@ class MusicgenBackend(Backend):
         self.use_static_cache = bool(x.get("static_cache", True))
         self.compile = x.get("compile", "auto")
         self.warmup = bool(x.get("warmup", True))
-        self.threads = int(x["threads"]) if x.get("threads") else None   # torch intra-op threads (CPU)
+        self.threads = x.get("threads")                                    # torch intra-op threads (CPU)
         if not 0 <= self.prompt_seconds < self.window_seconds - 1:
             raise SegueError("bad_option", f"prompt_seconds={self.prompt_seconds:g} must be >= 0 and leave at least "
                              f"1 s of the {self.window_seconds:g} s window")
@@ -100,10 +96,9 @@ class MusicgenBackend(Backend):
     # ------------------------------------------------------------ loading
     def load(self) -> None:
         t0 = time.perf_counter()
-        if self.threads:
-            torch.set_num_threads(self.threads)
-        self.device = pick_device(self.config.device)
-        self.dtype, _ = pick_dtypes(self.config.precision, self.device)
+        runtime.set_threads(self.threads)
+        self.device = runtime.pick_device(self.config.device)
+        self.dtype, _ = runtime.pick_dtypes(self.config.precision, self.device)
         if self.dtype == torch.float16:
             self.dtype = torch.float32 if self.device.type == "cpu" else torch.float16
         self.model_dir = resolve_model_dir(self.config.model)
@@ -143,27 +138,21 @@ class MusicgenBackend(Backend):
                             max_output_seconds=self.max_output_seconds)
 
     def info(self) -> dict:
-        d = {"device": str(getattr(self, "device", "cpu")),
-             "dtype": str(getattr(self, "dtype", "")).replace("torch.", ""), "license": LICENSE}
+        dev = getattr(self, "device", None)
+        d = {"device": str(dev or "cpu"), "dtype": runtime.dtype_name(getattr(self, "dtype", torch.float32)),
+             "license": LICENSE}
         if self.model is not None:
             d["codec_dtype"] = "float32"
-            d["weights_bytes"] = int(sum(t.numel() * t.element_size() for t in self.model.state_dict().values()))
+            d["weights_bytes"] = runtime.weights_bytes(self.model)
             d["parameters"] = part_sizes(self.model)
             d["model_dir"] = str(self.model_dir)
             d["load_seconds"] = round(self.load_seconds, 2)
             d["static_cache"] = self.use_static_cache
             d["compiled"] = self._compile_on
+            d["threads"] = torch.get_num_threads()
             d["prompt_seconds"] = self.prompt_seconds
             d["window_seconds"] = self.window_seconds
-        try:
-            import resource
-
-            d["rss_bytes"] = int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
-        except Exception:
-            pass
-        if getattr(self, "device", None) is not None and self.device.type == "cuda":
-            d["cuda_allocated_bytes"] = int(torch.cuda.memory_allocated(self.device))
-            d["cuda_total_bytes"] = int(torch.cuda.get_device_properties(self.device).total_memory)
+        d.update(runtime.memory_info(dev))
         return d
 
     # ------------------------------------------------------------ requests
@@ -181,11 +170,7 @@ class MusicgenBackend(Backend):
 
     def text_for(self, task: Task) -> str:
         """The text prompt, never empty: the request's prompt and the tempo, else "music"."""
-        text = (task.prompt or "").strip()
-        if task.grid is not None:
-            bpm = f"{task.grid.bpm:g} BPM"
-            text = f"{text}, {bpm}" if text else bpm
-        return text or "music"
+        return with_tempo(task.prompt or "", task.grid) or "music"
 
     # ------------------------------------------------------------ the chunk loop
     def timeline(self, task: Task, ctx: JobContext, k: int = 0) -> np.ndarray:
@@ -201,7 +186,6 @@ class MusicgenBackend(Backend):
         total = task.variations * task.frames
         produced, chunk = 0, 0
         text = self.text_for(task)
-        xf = max(1, int(round(self.crossfade_seconds * sr)))
         while produced < task.frames:
             tl = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
             parts = [tl]
@@ -217,14 +201,12 @@ class MusicgenBackend(Backend):
             seconds = win.samples32 / plan.MODEL_SR + n_new / sr
             y32 = self._generate(prompt32, seconds, text, task.seed + k + 7919 * chunk, ctx, lo, hi)
             gain = match_gain(prompt32, y32[: win.samples32]) if prompt32 is not None else 1.0
-            # to the project rate from the prompt's first sample: the join falls on a shared sample
-            y = resample(y32[None], plan.MODEL_SR, sr)[0]
-            new = y[win.samples: win.samples + n_new]
-            if new.shape[-1] < n_new:
-                new = np.pad(new, (0, n_new - new.shape[-1]), mode="edge")
-            out = np.repeat((new * gain)[None].astype(np.float32), ch, axis=0)
+            # to the project rate from the prompt's first sample (timeline sample win.start): the
+            # prompt is a whole number of frames at both rates, so the join falls on a shared sample
+            new = from_model_rate(y32[None], 0, plan.MODEL_SR, sr, win.samples, n_new, 1)
+            out = np.repeat(new * np.float32(gain), ch, axis=0)
             if have >= 2:
-                join_source(out, tl, have, min(xf, n_new), right=False)
+                join_source(out, tl, have, fade_length(self.crossfade_seconds, sr, n_new), right=False)
             parts.append(out)
             have += n_new
             produced += n_new

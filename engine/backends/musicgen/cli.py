@@ -11,7 +11,8 @@ import os
 from pathlib import Path
 
 from ...errors import SegueError
-from .loading import LICENSE, PULL_FILES, REPO_ID, hf_cache_dir
+from ..neural import hub
+from .loading import LICENSE, PULL_FILES, REPO_ID
 
 LICENCE_NOTICE = (f"licence: {REPO_ID} weights are {LICENSE}.\n"
                   "         Generated audio inherits the non-commercial terms; read the model card before use.")
@@ -58,44 +59,28 @@ def _weights_file(repo: str, token: str | None) -> str:
 
 
 def pull(args) -> int:
-    cache = Path(args.cache) if args.cache else hf_cache_dir()
+    """Print the licence, then fetch the official files (one weights file) with the shared hub.pull."""
+    cache = Path(args.cache) if args.cache else None
     print(LICENCE_NOTICE, flush=True)
-    try:
-        from huggingface_hub import snapshot_download
-    except ImportError as e:
-        raise SegueError("unavailable", "huggingface_hub is not installed: pip install 'segue[neural]'") from e
     token = args.token or os.environ.get("HF_TOKEN")
-    what = f"{REPO_ID} ({', '.join(PULL_FILES[:2])}, model.safetensors, tokenizer files) into {cache}"
+    what = f"{REPO_ID} ({', '.join(PULL_FILES[:2])}, model.safetensors, tokenizer files)"
+    print(f"pulling {REPO_ID} ...", flush=True)
     try:
-        print(f"pulling {REPO_ID} ...", flush=True)
-        files = PULL_FILES + [_weights_file(REPO_ID, token)]
-        path = snapshot_download(REPO_ID, allow_patterns=files, cache_dir=str(cache), token=token)
-        print(f"  {path}")
+        weights = _weights_file(REPO_ID, token)
     except SegueError:
         raise
-    except Exception as e:
-        name = type(e).__name__
-        if any(s in name for s in ("Connection", "Offline", "LocalEntryNotFound", "Timeout")) or "offline" in str(e).lower() \
-                or "resolve" in str(e).lower():
-            raise SegueError("offline", f"cannot reach huggingface.co ({name}). Fetch {what} on a machine with "
-                             "network and copy the folder here, then pass --model FOLDER") from e
-        raise SegueError("pull_failed", f"{name}: {e}") from e
+    except Exception:          # offline or refused: let hub.pull explain it (it tries the same host)
+        weights = "model.safetensors"
+    path = hub.pull(REPO_ID, PULL_FILES + [weights], cache_dir=cache, token=token, licence=LICENSE, what=what)
+    print(f"  {path}")
     print("done; verify with: segue models check --backend musicgen-small")
     return 0
 
 
-def list_installed(models_dirs: list[str]) -> int:
-    """Print installed musicgen-small copies (HF cache and --models-dir folders); returns how many."""
-    from .loading import resolve_model_dir
-
+def list_folders(models_dirs: list[str]) -> int:
+    """Print musicgen-small copies in --models-dir folders (the HF cache is listed by models_cli);
+    returns how many."""
     found = 0
-    try:
-        snap = resolve_model_dir(REPO_ID)
-        files = sorted(p.name for p in snap.iterdir())
-        print(f"  {REPO_ID:<40} {snap}  [{', '.join(files)}]  ({LICENSE.split(' ')[0]})")
-        found += 1
-    except SegueError:
-        print(f"  {REPO_ID:<40} not installed (`segue models pull musicgen-small`, {LICENSE.split(' ')[0]})")
     for d in models_dirs:
         for cfg in sorted(Path(d).expanduser().glob("*/config.json")):
             try:
@@ -103,6 +88,6 @@ def list_installed(models_dirs: list[str]) -> int:
             except (OSError, ValueError):
                 continue
             if kind == "musicgen":
-                print(f"  {cfg.parent.name:<40} {cfg.parent}  [musicgen-small layout]  ({LICENSE.split(' ')[0]})")
+                print(f"  {cfg.parent.name:<58} {cfg.parent}  [musicgen-small layout, {LICENSE.split(' ')[0]}]")
                 found += 1
     return found

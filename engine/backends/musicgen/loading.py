@@ -1,8 +1,8 @@
 """Finding and strictly loading `facebook/musicgen-small` (transformers' MusicgenForConditionalGeneration).
 
 - `resolve_model_dir`: a folder in the official layout, a Hugging Face cache folder
-  (`models--facebook--musicgen-small`), or a repo id looked up in the local HF cache with
-  huggingface_hub's `snapshot_download(local_files_only=True)`. Never downloads.
+  (`models--facebook--musicgen-small`), or a repo id looked up in the local HF cache through the
+  shared engine/backends/neural/hub.py (huggingface_hub's own cache functions). Never downloads.
 - `check_folder`: the files the official repo holds and we need (config, generation config,
   weights, T5 tokenizer) are there, and config.json describes a mono MusicGen (not Melody,
   whose audio conditioning is broken in transformers >= 4.57, see shared/reference/models.md).
@@ -14,10 +14,10 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from ...errors import SegueError
+from ..neural import hub
 from .prefill import MusicgenPrefillOnce
 
 REPO_ID = "facebook/musicgen-small"
@@ -29,47 +29,20 @@ PULL_FILES = ["config.json", "generation_config.json", "preprocessor_config.json
               "spiece.model", "tokenizer.json", "tokenizer_config.json"]
 
 
-def hf_cache_dir() -> Path:
-    """The Hugging Face hub cache huggingface_hub uses ($HF_HUB_CACHE, $HF_HOME/hub, ~/.cache/huggingface/hub)."""
-    from huggingface_hub import constants
-
-    return Path(os.environ.get("HF_HUB_CACHE") or constants.HF_HUB_CACHE)
-
-
 def _pull_hint() -> str:
     return (f"run `segue models pull musicgen-small` (weights licence {LICENSE}) or pass --model FOLDER "
             "holding config.json, generation_config.json, model.safetensors and the tokenizer files")
 
 
-def _cached_snapshot(repo_id: str, cache_dir: Path | None = None) -> Path:
-    """The local snapshot of repo_id in the HF cache (huggingface_hub resolves refs/main); never downloads."""
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
-
-    try:
-        return Path(snapshot_download(repo_id, local_files_only=True,
-                                      cache_dir=str(cache_dir) if cache_dir else None))
-    except LocalEntryNotFoundError as e:
-        where = cache_dir or hf_cache_dir()
-        raise SegueError("model_not_found", f"{repo_id} is not in the Hugging Face cache ({where}); {_pull_hint()}") from e
-    except Exception as e:  # a malformed cache folder, bad repo id
-        raise SegueError("model_not_found", f"cannot look up {repo_id} in the Hugging Face cache: {e}") from e
-
-
 def resolve_model_dir(spec: str | None) -> Path:
-    """Folder path, HF cache folder (models--org--name) or repo id -> the folder holding config.json.
+    """Folder path, HF cache folder (models--facebook--musicgen-small) or repo id -> the folder
+    holding config.json, looked up with huggingface_hub's cache functions (engine/backends/neural/hub.py).
 
     Raises SegueError("model_not_found") naming what was looked for and how to get it."""
-    spec = spec or REPO_ID
-    p = Path(spec).expanduser()
-    if p.is_dir():
-        if (p / "snapshots").is_dir() and p.name.startswith("models--"):
-            repo_id = p.name[len("models--"):].replace("--", "/")
-            return _cached_snapshot(repo_id, p.parent)
-        return p
-    if p.is_absolute() or spec.startswith((".", "~")) or spec.count("/") != 1:
-        raise SegueError("model_not_found", f"model folder {spec} does not exist; {_pull_hint()}")
-    return _cached_snapshot(spec)
+    try:
+        return hub.locate(spec, REPO_ID, pull="segue models pull musicgen-small", what="musicgen-small")
+    except SegueError as e:
+        raise SegueError(e.code, f"{e.message} (weights licence: {LICENSE})") from e
 
 
 def check_folder(folder: Path) -> dict:

@@ -1,138 +1,66 @@
 """`sao-small`: Stable Audio Open Small serving inpaint, continue and generate.
 
-How an edit runs (all at the model's 44.1 kHz, stereo):
-1. The region is snapped outward to latent frames (2048 samples). A context
-   window of latent frames is chosen around it (at most the model's ~11.9 s),
-   `context_seconds` each side, giving one side's unused share to the other.
-2. Latents of the known frames come from a per-source cache (keyed by file
-   content and rate); missing frames are encoded alone with the encoder's
-   receptive field as margin, so nothing else in the file is encoded.
+How an edit runs (all at the model's 44.1 kHz, stereo; the shared pieces are in
+engine/backends/neural/):
+1. Each region is snapped outward to latent frames (2048 samples). A context
+   window of latent frames is chosen around the regions (at most the model's
+   ~11.9 s), `context_seconds` each side, one side's unused share given to the
+   other (neural/window.py). Regions too far apart for one window are made in
+   separate windows; one region longer than the window is made in chunks.
+2. Latents of the known frames come from the per-source latent cache (file
+   content and rate): only frames no earlier edit encoded are encoded, with the
+   encoder's receptive field as margin (neural/latent_cache.py).
 3. Ping-pong sampling with latent blending: after every step the frames outside
-   the region are reset to the clean latent noised to the next t.
-4. Only the region's frames (+1 each side, + the decoder's receptive field) are
-   decoded, level-matched to the source (RMS over the neighbouring frames,
-   gain clamped to [0.25, 4]), resampled to the task rate and pasted with an
-   equal-power crossfade (>= 20 ms) at each edge that has source audio; a
-   continuation's first samples are bent to continue the source's last sample.
+   the regions are reset to the clean latent noised to the next t.
+4. Only the regions' frames (+1 each side, + the decoder's receptive field) are
+   decoded, level-matched to the source, resampled to the task rate and pasted
+   into the source (bit-identical outside the regions) with equal-power joins
+   from an AR extrapolation of the source (neural/paste.py); a continuation's
+   first samples are bent to continue the source's last sample.
 Variations are one batch with seeds seed + k (per-row generators, so a
 variation does not depend on the batch size), halved on out-of-memory.
 """
 
 from __future__ import annotations
 
-import math
+import threading
 import time
-from collections import OrderedDict
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ...audio_io import resample
-from ...seams import join_source
 from ...errors import SegueError
 from ..base import Backend, BackendConfig, Capabilities, JobContext, Task
+from ..neural import hub, runtime
+from ..neural.latent_cache import LatentCache, SourceLatents
+from ..neural.prompt import with_tempo
+from ..neural.paste import bend_into, fade_length, from_model_rate, level_gain, outside_mask, paste_regions
+from ..neural.window import context_window, group_regions, keep_mask, runs, snap, union
 from .conditioners import TextEncoder, load_text_encoder
-from .loading import hf_cache_dir, load_model, repo_cache_folder, resolve_model_dir, _snapshot
+from .loading import load_model, resolve_model_dir
 from .oobleck import decoder_margin, encoder_margin
 from .sampler import rf_schedule, sample_pingpong
 
 T5_REPOS = ("google-t5/t5-base", "t5-base")
-
-
-# ---------------------------------------------------------------- device and precision
-
-def pick_device(spec: str | None) -> torch.device:
-    if spec in (None, "", "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(spec)
-    except RuntimeError as e:
-        raise SegueError("bad_device", f"unknown device {spec!r}: {e}") from e
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise SegueError("bad_device", f"device {spec} asked but torch sees no CUDA GPU")
-    return dev
-
-
-def cpu_has_bf16() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return any(f in flags for f in ("avx512_bf16", "amx_bf16"))
-
-
-def pick_dtypes(precision: str, device: torch.device) -> tuple[torch.dtype, torch.dtype]:
-    """(DiT dtype, VAE dtype). auto: bf16 where the hardware does bf16 math, else fp32 (fp16 VAE on old GPUs)."""
-    p = (precision or "auto").lower()
-    table = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
-             "fp16": torch.float16, "float16": torch.float16}
-    if p in table:
-        dt = table[p]
-        if dt == torch.float16 and device.type == "cpu":
-            raise SegueError("bad_precision", "fp16 is not supported on the CPU; use bf16 or fp32")
-        return dt, dt
-    if p != "auto":
-        raise SegueError("bad_precision", f"precision {precision!r}: use auto, fp32, bf16 or fp16")
-    if device.type == "cuda":
-        return (torch.bfloat16, torch.bfloat16) if torch.cuda.is_bf16_supported() else (torch.float16, torch.float16)
-    return (torch.bfloat16, torch.bfloat16) if cpu_has_bf16() else (torch.float32, torch.float32)
+T5_FILES = ["config.json", ("model.safetensors", "pytorch_model.bin"), ("tokenizer.json", "spiece.model")]
 
 
 def resolve_text_encoder(spec: str | None, model_dir: Path) -> Path:
-    """--text-encoder folder, else `t5-base` beside the model, else the HF cache."""
-    def complete(p: Path) -> bool:
-        has_weights = any((p / n).exists() for n in ("model.safetensors", "pytorch_model.bin"))
-        has_tok = any((p / n).exists() for n in ("tokenizer.json", "spiece.model"))
-        return (p / "config.json").exists() and has_weights and has_tok
-
+    """--text-encoder folder (or repo id), else `t5-base` beside the model, else the HF cache."""
     if spec:
-        p = Path(spec).expanduser()
-        if p.is_dir() and (p / "snapshots").is_dir():
-            p = _snapshot(p) or p
-        if not p.is_dir():
-            raise SegueError("text_encoder_missing", f"text encoder folder {spec} does not exist")
-        if not complete(p):
-            raise SegueError("text_encoder_missing", f"{p} is not a complete t5-base folder: it needs config.json, "
-                             "model.safetensors (or pytorch_model.bin) and tokenizer.json (or spiece.model)")
-        return p
+        return hub.locate(spec, T5_REPOS[0], need=T5_FILES, what="t5-base text encoder",
+                          code="text_encoder_missing", pull="segue models pull sao-small")
     for cand in (model_dir / "t5-base", model_dir.parent / "t5-base"):
-        if cand.is_dir() and complete(cand):
+        if cand.is_dir() and not hub.missing_files(cand, T5_FILES):
             return cand
     for repo in T5_REPOS:
-        folder = repo_cache_folder(repo)
-        snap = _snapshot(folder) if folder.is_dir() else None
-        if snap is not None and complete(snap):
-            return snap
+        snap_dir = hub.cached_snapshot(repo)
+        if snap_dir is not None and not hub.missing_files(snap_dir, T5_FILES):
+            return snap_dir
     raise SegueError("text_encoder_missing", "the t5-base text encoder was not found: pass --text-encoder FOLDER, "
                      f"put it in {model_dir / 't5-base'}, or run `segue models pull sao-small` "
-                     f"(it fetches google-t5/t5-base into {hf_cache_dir()})")
-
-
-# ---------------------------------------------------------------- per-source caches
-
-@dataclass
-class _SourceLatents:
-    audio: np.ndarray          # (2, frames * 2048) at 44.1 kHz, zero-padded
-    n_real: int                # samples of real audio in `audio`
-    latents: torch.Tensor      # (64, frames) float32
-    have: torch.Tensor         # (frames,) bool
-
-
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    """[start, end) runs of True."""
-    out, i, n = [], 0, len(mask)
-    while i < n:
-        if mask[i]:
-            j = i
-            while j < n and mask[j]:
-                j += 1
-            out.append((i, j))
-            i = j
-        else:
-            i += 1
-    return out
+                     f"(it fetches google-t5/t5-base into {hub.hub_cache_dir()})")
 
 
 class SaoSmallBackend(Backend):
@@ -147,18 +75,27 @@ class SaoSmallBackend(Backend):
         self.crossfade_seconds = max(0.02, float(x.get("crossfade_seconds", 0.03)))
         self.decode_margin = x.get("decode_margin")       # None: the exact receptive field
         self.compile = x.get("compile", "auto")
+        self.compile_backend = x.get("compile_backend")
+        self.threads = x.get("threads")
         self.warmup = bool(x.get("warmup", True))
+        self.prefetch = bool(x.get("prefetch", True))     # encode the rest of a file while idle
+        self.cache_bytes = int(float(x.get("latent_cache_mb", 512)) * (1 << 20))
         self.model = None
         self.text: TextEncoder | None = None
-        self._sources: OrderedDict[tuple, _SourceLatents] = OrderedDict()
-        self._source_cache_size = int(x.get("source_cache", 8))
+        self.cache: LatentCache | None = None
         self.load_seconds = 0.0
+        self._idle = threading.Condition()
+        self._busy = 0
+        self._todo: SourceLatents | None = None
+        self._todo_from = 0
+        self._closed = False
 
     # ------------------------------------------------------------ loading
     def load(self) -> None:
         t0 = time.perf_counter()
-        self.device = pick_device(self.config.device)
-        self.dit_dtype, self.vae_dtype = pick_dtypes(self.config.precision, self.device)
+        self.device = runtime.pick_device(self.config.device)
+        self.dit_dtype, self.vae_dtype = runtime.pick_dtypes(self.config.precision, self.device)
+        runtime.set_threads(self.threads)
         folder = resolve_model_dir(self.config.model)
         self.model_dir = folder
         self.model, self.meta = load_model(folder, self.dit_dtype, self.vae_dtype, self.device)
@@ -179,22 +116,20 @@ class SaoSmallBackend(Backend):
         self.sr = self.cfg.sample_rate
         self.enc_margin = encoder_margin(self.cfg.vae)
         self.dec_margin = decoder_margin(self.cfg.vae) if self.decode_margin is None else int(self.decode_margin)
-        self._maybe_compile()
-        if self.warmup:
-            self._warm()
-        self.load_seconds = time.perf_counter() - t0
-
-    def _maybe_compile(self) -> None:
-        """torch.compile the DiT on CUDA (fixed shapes repeat across steps); CPU runs eager by default."""
+        self.cache = LatentCache(self._encode, self.ratio, self.cfg.vae.latent_dim, self.enc_margin, self.sr,
+                                 max_bytes=self.cache_bytes)
         want = self.compile
         if want == "auto":
-            want = self.device.type == "cuda"
-        self._dit_fn = self.model.dit
-        if want:
-            try:
-                self._dit_fn = torch.compile(self.model.dit, dynamic=True)
-            except Exception:
-                self._dit_fn = self.model.dit
+            want = self.device.type == "cuda"   # measured on the CPU: no gain, 64 s compile (docs/benchmarks.md)
+        self._dit_fn = runtime.CompileOrEager(self.model.dit, enabled=bool(want), backend=self.compile_backend)
+        if self.warmup:
+            self._warm()
+        if self.prefetch:
+            threading.Thread(target=self._prefetch_loop, name="sao-prefetch", daemon=True).start()
+        self.load_seconds = time.perf_counter() - t0
+
+    def _encode(self, audio: torch.Tensor) -> torch.Tensor:
+        return self.model.vae.encode(audio.to(self.device))
 
     @torch.inference_mode()
     def _warm(self) -> None:
@@ -215,149 +150,168 @@ class SaoSmallBackend(Backend):
     def capabilities(self) -> Capabilities:
         max_s = 524288 / 44100 if self.model is None else self.cfg.max_seconds
         return Capabilities(inpaint=True, continue_=True, generate=True, uses_prompt=True, native_sr=44100,
-                            max_context_seconds=max_s, max_output_seconds=None)
+                            max_context_seconds=max_s, max_output_seconds=600.0)
 
     def info(self) -> dict:
-        d = {"device": str(getattr(self, "device", "cpu")), "dtype": str(getattr(self, "dit_dtype", "")).replace("torch.", "")}
+        dev = getattr(self, "device", None)
+        d = {"device": str(dev or "cpu"), "dtype": runtime.dtype_name(getattr(self, "dit_dtype", torch.float32))}
         if self.model is not None:
-            d["vae_dtype"] = str(self.vae_dtype).replace("torch.", "")
-            d["weights_bytes"] = int(sum(t.numel() * t.element_size() for t in self.model.state_dict().values()))
+            d["vae_dtype"] = runtime.dtype_name(self.vae_dtype)
+            d["weights_bytes"] = runtime.weights_bytes(self.model)
             d["parameters"] = self.model.part_sizes()
             d["model_dir"] = str(self.model_dir)
             d["text_encoder"] = str(self.t5_dir)
             d["load_seconds"] = round(self.load_seconds, 2)
-        try:
-            import resource
-
-            d["rss_bytes"] = int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
-        except Exception:
-            pass
-        if getattr(self, "device", None) is not None and self.device.type == "cuda":
-            d["cuda_allocated_bytes"] = int(torch.cuda.memory_allocated(self.device))
-            d["cuda_total_bytes"] = int(torch.cuda.get_device_properties(self.device).total_memory)
+            d["dit"] = self._dit_fn.mode
+            d["threads"] = torch.get_num_threads()
+            d["latent_cache_bytes"] = self.cache.store.current_bytes
+        d.update(runtime.memory_info(dev))
         return d
+
+    # ------------------------------------------------------------ idle prefetch
+    def _prefetch_loop(self) -> None:
+        """Encode the rest of the last edited file while no request runs (a request waits at most one chunk)."""
+        while True:
+            with self._idle:
+                while not self._closed and (self._busy or self._todo is None):
+                    self._idle.wait()
+                if self._closed:
+                    return
+                src, at = self._todo, self._todo_from
+                self._todo = None
+            try:
+                self.cache.prefetch(src, chunk=24, should_stop=lambda: self._busy > 0 or self._closed, order_from=at)
+            except Exception:   # prefetch is an optimisation: never let it take the engine down
+                pass
+
+    def close(self) -> None:
+        with self._idle:
+            self._closed = True
+            self._idle.notify_all()
 
     # ------------------------------------------------------------ requests
     def inpaint(self, task: Task, ctx: JobContext) -> list[np.ndarray]:
-        return self._edit(task, ctx, right_context=True)
+        return self._request(task, ctx)
 
     def continue_(self, task: Task, ctx: JobContext) -> list[np.ndarray]:
-        return self._edit(task, ctx, right_context=False)
+        return self._request(task, ctx)
 
     def generate(self, task: Task, ctx: JobContext) -> list[np.ndarray]:
-        return self._edit(task, ctx, right_context=False)
+        return self._request(task, ctx)
+
+    def _request(self, task: Task, ctx: JobContext) -> list[np.ndarray]:
+        self._need_loaded()
+        with self._idle:
+            self._busy += 1
+        src = None
+        try:
+            with self.cache.lock:       # a running prefetch chunk finishes first; then the request has the CPU
+                ctx.progress(0.02, "prepare")
+                src = self.cache.source(task.source_key, task.audio, task.sr) if task.kind != "generate" else None
+                return self._edit(task, src, ctx)
+        finally:
+            with self._idle:
+                self._busy -= 1
+                if src is not None and task.source_key and task.kind == "inpaint" and self.prefetch:
+                    self._todo, self._todo_from = src, int(task.start_sample * self.sr / task.sr) // self.ratio
+                self._idle.notify_all()
 
     # ------------------------------------------------------------ the edit
     def prompt_for(self, task: Task) -> str:
-        text = (task.prompt or "").strip()
-        if task.grid is not None:
-            bpm = f"{task.grid.bpm:g} BPM"
-            text = f"{text}, {bpm}" if text else bpm
-        return text
+        return with_tempo(task.prompt, task.grid)
 
-    def _source(self, task: Task) -> _SourceLatents | None:
-        if task.audio is None or task.audio.shape[-1] == 0:
-            return None
-        key = (task.source_key, task.sr, task.kind == "continue" and task.start_sample) if task.source_key else None
-        if key is not None and key in self._sources:
-            self._sources.move_to_end(key)
-            return self._sources[key]
-        a = np.asarray(task.audio, dtype=np.float32)
-        a = np.repeat(a, 2, axis=0) if a.shape[0] == 1 else a[:2]
-        a = resample(a, task.sr, self.sr)
-        frames = math.ceil(a.shape[-1] / self.ratio)
-        n_real = a.shape[-1]
-        a = np.pad(a, ((0, 0), (0, frames * self.ratio - a.shape[-1])))
-        src = _SourceLatents(a, n_real, torch.zeros(self.cfg.vae.latent_dim, frames), torch.zeros(frames, dtype=torch.bool))
-        if key is not None:
-            self._sources[key] = src
-            while len(self._sources) > self._source_cache_size:
-                self._sources.popitem(last=False)
-        return src
+    def _frames_of(self, task: Task, a: int, n: int) -> tuple[int, int]:
+        """Latent frames touching task samples [a, a + n)."""
+        return snap(a * self.sr / task.sr, (a + n) * self.sr / task.sr, self.ratio)
 
-    @torch.inference_mode()
-    def _latents(self, src: _SourceLatents, fa: int, fb: int) -> torch.Tensor:
-        """Latent frames [fa, fb) of the source, encoding only the missing ones (+ receptive field)."""
-        need = ~src.have[fa:fb].numpy()
-        m, total = self.enc_margin, src.latents.shape[-1]
-        for r0, r1 in _runs(need):
-            r0, r1 = r0 + fa, r1 + fa
-            s0, s1 = max(r0 - m, 0), min(r1 + m, total)
-            audio = torch.from_numpy(src.audio[None, :, s0 * self.ratio: s1 * self.ratio]).to(self.device)
-            z = self.model.vae.encode(audio)[0].float().cpu()
-            src.latents[:, r0:r1] = z[:, r0 - s0: r1 - s0]
-            src.have[r0:r1] = True
-        return src.latents[:, fa:fb]
-
-    def _window(self, fa: int, fb: int, known_frames: int, right_context: bool) -> tuple[int, int]:
-        """Latent window [wa, wb) around region frames [fa, fb): context each side, the unused share moved."""
+    def _edit(self, task: Task, src: SourceLatents | None, ctx: JobContext) -> list[np.ndarray]:
+        regions = task.regen_regions() if task.kind == "inpaint" else [(task.start_sample, task.frames)]
         cap = self.cfg.max_latents
-        ctx = int(round(self.context_seconds * self.sr / self.ratio))
-        free = max(cap - (fb - fa), 0)
-        before_avail = fa
-        after_avail = max(known_frames - fb, 0) if right_context else 0
-        before = min(before_avail, ctx, free)
-        after = min(after_avail, ctx, free - before)
-        spare = min(2 * ctx, free) - before - after   # give one side's unused share to the other
-        if spare > 0:
-            more = min(before_avail - before, spare)
-            before += more
-            after += min(after_avail - after, spare - more)
-        return fa - before, fb + after
+        frames = [self._frames_of(task, a, n) for a, n in regions]
+        by_frames = dict(zip(frames, regions))
+        ys = [np.zeros((task.channels, task.frames), np.float32) for _ in range(task.variations)]
+        joined = []     # regions whose joins are already made (chunked)
+        for group in group_regions(frames, cap - 2):
+            regs = [by_frames[f] for f in group]
+            fa, fb = union(group)
+            if fb - fa > cap - 2:              # one region longer than the window: chunk by chunk
+                (a, n), = regs
+                outs = self._chunked(task, a, n, ctx)
+                joined.append((a, n))
+            else:
+                outs = self._window_edit(task, src, regs, group, ctx)
+            for y, o in zip(ys, outs):
+                for a, n in regs:
+                    r0 = a - task.start_sample
+                    y[:, r0:r0 + n] = o[:, r0:r0 + n] if o.shape[-1] == task.frames else o
+        if task.kind == "inpaint":
+            left = [r for r in regions if r not in joined]
+            outs = []
+            for y in ys:
+                out = paste_regions(y, task.audio, task.start_sample, left, self.crossfade_seconds, task.sr)
+                for a, n in joined:
+                    out[:, a - task.start_sample: a - task.start_sample + n] = y[:, a - task.start_sample:
+                                                                                a - task.start_sample + n]
+                outs.append(out)
+            return outs
+        if task.kind == "continue" and not joined:
+            fade = fade_length(self.crossfade_seconds, task.sr, task.frames)
+            return [bend_into(y, task.audio, fade) for y in ys]
+        return ys
 
-    def _edit(self, task: Task, ctx: JobContext, right_context: bool) -> list[np.ndarray]:
-        self._need_loaded()
-        ctx.progress(0.02, "prepare")
-        src = self._source(task)
+    def _window_edit(self, task: Task, src: SourceLatents | None, regions: list[tuple[int, int]],
+                     frames: list[tuple[int, int]], ctx: JobContext) -> list[np.ndarray]:
+        """One window holding `regions` (task samples; `frames` their latent frames) -> per variation
+        (channels, task.frames) at task.sr, valid inside the regions (not yet joined)."""
         ratio, sr = self.ratio, self.sr
-        # region in 44.1 kHz samples
-        a44 = task.start_sample * sr / task.sr
-        b44 = (task.start_sample + task.frames) * sr / task.sr
-        fa, fb = int(math.floor(a44 / ratio)), int(math.ceil(b44 / ratio))
-        known = src.latents.shape[-1] if src is not None else 0
+        fa, fb = union(frames)
+        known = src.frames if src is not None else 0
         if task.kind == "continue":
             known = min(known, fa)
-        cap = self.cfg.max_latents
-        # 1 frame each side for level matching; the region itself must fit the window
-        if fb - fa > cap - (2 if known else 0):
-            return self._chunked(task, ctx, right_context)
-        wa, wb = self._window(fa, fb, known, right_context)
-        keep = torch.zeros(1, 1, wb - wa)
+        ctx_frames = int(round(self.context_seconds * sr / ratio))
+        wa, wb = context_window(fa, fb, known, self.cfg.max_latents, ctx_frames, right=task.kind == "inpaint")
+        keep_np = keep_mask(wa, wb, frames, known)
         known_lat = torch.zeros(self.cfg.vae.latent_dim, wb - wa)
-        if src is not None and known > 0:
+        if keep_np.any():
             ctx.progress(0.05, "encode")
-            left = (wa, min(fa, known))
-            right = (fb, min(wb, known)) if right_context else (0, 0)
-            for s, e in (left, right):
-                if e > s:
-                    known_lat[:, s - wa: e - wa] = self._latents(src, s, e)
-                    keep[..., s - wa: e - wa] = 1
+            for r0, r1 in runs(keep_np > 0):
+                known_lat[:, r0:r1] = self.cache.frames(src, wa + r0, wa + r1, ctx.check)
+        keep = torch.from_numpy(keep_np)[None, None]
         lat = self._sample(task, ctx, known_lat, keep, (wb - wa) * ratio / sr)
         ctx.progress(0.9, "decode")
-        # decode region + 1 frame each side inside the window, plus the receptive field
-        da, db = max(fa - 1, wa), min(fb + 1, wb)
-        audio44 = self._decode(lat, wa, wb, da, db)       # (V, 2, (db - da) * ratio)
-        return [self._paste(task, src, y, da * ratio) for y in audio44]
+        da, db = max(fa - 1, wa), min(fb + 1, wb)            # +1 frame each side for the level match
+        audio = self._decode(lat, wa, wb, da, db)             # (V, 2, (db - da) * ratio)
+        model_regions = [(a * sr / task.sr, (a + n) * sr / task.sr) for a, n in regions]
+        outs = []
+        for y in audio:
+            if src is not None:
+                m = outside_mask(da * ratio, y.shape[-1], model_regions, src.n_real)
+                idx = np.flatnonzero(m)
+                y = y * level_gain(y[:, idx], src.audio[:, da * ratio + idx])
+            outs.append(from_model_rate(y, da * ratio, sr, task.sr, task.start_sample, task.frames, task.channels))
+        return outs
 
-    def _chunked(self, task: Task, ctx: JobContext, right_context: bool) -> list[np.ndarray]:
-        """Regions longer than the model's window: fill left to right, each chunk continuing the last."""
+    def _chunked(self, task: Task, a: int, n_total: int, ctx: JobContext) -> list[np.ndarray]:
+        """A region longer than the model's window: fill left to right, each chunk continuing the last.
+        Returns per variation (channels, n_total), joined to the source."""
         ctx_frames = int(round(self.context_seconds * self.sr / self.ratio))
         chunk_frames = self.cfg.max_latents - 3 - min(ctx_frames, self.cfg.max_latents // 2)
         step = int(chunk_frames * self.ratio / self.sr * task.sr)
         if step < task.sr // 100:
             raise SegueError("internal", "model window too short for chunked generation")
-        outs = None
         audio = task.audio if task.audio is not None else np.zeros((task.channels, 0), np.float32)
+        before = audio[:, :a]
+        outs = None
         pos = 0
-        while pos < task.frames:
-            n = min(step, task.frames - pos)
-            last = pos + n >= task.frames
+        while pos < n_total:
+            n = min(step, n_total - pos)
+            last = pos + n >= n_total
             results = []
             for k in range(task.variations):
-                prev = audio[:, : task.start_sample] if outs is None else np.concatenate([audio[:, : task.start_sample], outs[k]], axis=1)
-                if last and right_context and task.kind == "inpaint":
-                    full = np.concatenate([prev, audio[:, task.start_sample + pos + n:]], axis=1)
-                    sub = Task("inpaint", task.sr, task.channels, task.start_sample + pos, n, full, task.grid,
+                prev = before if outs is None else np.concatenate([before, outs[k]], axis=1)
+                if last and task.kind == "inpaint":
+                    full = np.concatenate([prev, audio[:, a + pos + n:]], axis=1)
+                    sub = Task("inpaint", task.sr, task.channels, a + pos, n, full, task.grid,
                                task.prompt, task.seed + k + pos, 1, None)
                 elif prev.shape[-1] == 0:
                     sub = Task("generate", task.sr, task.channels, 0, n, None, task.grid, task.prompt,
@@ -365,16 +319,14 @@ class SaoSmallBackend(Backend):
                 else:
                     sub = Task("continue", task.sr, task.channels, prev.shape[-1], n, prev, task.grid,
                                task.prompt, task.seed + k + pos, 1, None)
-                results.append(self._edit(sub, JobContext(cancelled=lambda: self._check(ctx)), right_context)[0])
+                sub_src = self.cache.source(None, sub.audio, sub.sr) if sub.kind != "generate" else None
+                # progress is the chunk count; the sub-edit only checks cancel and timeout
+                sub_ctx = JobContext(cancelled=lambda: (ctx.check(), False)[1])
+                results.append(self._edit(sub, sub_src, sub_ctx)[0])
             outs = results if outs is None else [np.concatenate([o, r], axis=1) for o, r in zip(outs, results)]
             pos += n
-            ctx.progress(0.05 + 0.9 * pos / task.frames, f"chunk {pos / task.sr:.1f}/{task.frames / task.sr:.1f} s")
+            ctx.progress(0.05 + 0.9 * pos / n_total, f"chunk {pos / task.sr:.1f}/{n_total / task.sr:.1f} s")
         return outs
-
-    @staticmethod
-    def _check(ctx: JobContext) -> bool:
-        ctx.check()
-        return False
 
     # ------------------------------------------------------------ sampling
     def _sample(self, task: Task, ctx: JobContext, known: torch.Tensor, keep: torch.Tensor, seconds: float):
@@ -383,22 +335,10 @@ class SaoSmallBackend(Backend):
         emb = self.text.embed([prompt]).to(self.device)                       # (1, L, 768)
         sec = self.model.seconds([seconds], device=self.device).float()        # (1, 1, 768)
         cross, glob = torch.cat([emb, sec], dim=1), sec[:, 0]
-        n = task.variations
-        seeds = [task.seed + k for k in range(n)]
-        batch = n
-        while True:
-            try:
-                outs = []
-                for i in range(0, n, batch):
-                    outs.append(self._sample_batch(seeds[i:i + batch], cross, glob, known, keep, ctx))
-                return torch.cat(outs)
-            except torch.OutOfMemoryError:
-                if self.device.type == "cuda":
-                    torch.cuda.empty_cache()
-                if batch == 1:
-                    raise SegueError("out_of_memory", "the device ran out of memory even for one variation; "
-                                     "try a shorter region or --precision bf16")
-                batch = max(1, batch // 2)
+        seeds = [task.seed + k for k in range(task.variations)]
+        outs = runtime.run_batched(seeds, lambda chunk: self._sample_batch(chunk, cross, glob, known, keep, ctx),
+                                   self.device, ctx.notes)
+        return torch.cat(outs)
 
     @torch.inference_mode()
     def _sample_batch(self, seeds, cross, glob, known, keep, ctx):
@@ -427,50 +367,3 @@ class SaoSmallBackend(Backend):
         y = self.model.vae.decode(lat[:, :, sa - wa: sb - wa])
         off = (da - sa) * self.ratio
         return y[:, :, off: off + (db - da) * self.ratio].float().cpu().numpy()
-
-    # ------------------------------------------------------------ back to the project
-    def _paste(self, task: Task, src: _SourceLatents | None, y44: np.ndarray, g0: int) -> np.ndarray:
-        """y44: generated stereo at 44.1 kHz starting at model sample g0. -> (channels, length) at task.sr."""
-        sr_t = task.sr
-        a44 = task.start_sample * self.sr / sr_t
-        b44 = (task.start_sample + task.frames) * self.sr / sr_t
-        # level match: the generated audio outside the region vs the source there (codec level drift)
-        if src is not None:
-            idx = np.arange(y44.shape[-1]) + g0
-            outside = (idx < a44) | ((idx >= b44) if task.kind == "inpaint" else False)
-            outside &= idx < src.n_real
-            if outside.sum() > 256:
-                ro = float(np.sqrt(np.mean(src.audio[:, idx[outside]] ** 2)))
-                rg = float(np.sqrt(np.mean(y44[:, outside] ** 2)))
-                if ro > 1e-5 and rg > 1e-5:
-                    y44 = y44 * float(np.clip(ro / rg, 0.25, 4.0))
-        # to the task rate, aligned: start the resampled span on a sample shared by both rates
-        step = self.sr // math.gcd(self.sr, sr_t)
-        g0a = (g0 // step) * step
-        y44 = np.pad(y44, ((0, 0), (g0 - g0a, 0)))
-        y = resample(np.ascontiguousarray(y44, dtype=np.float32), self.sr, sr_t)
-        first = g0a * sr_t // self.sr                    # task-rate sample of y[:, 0]
-        off = task.start_sample - first
-        out = y[:, off: off + task.frames]
-        if out.shape[-1] < task.frames:
-            out = np.pad(out, ((0, 0), (0, task.frames - out.shape[-1])), mode="edge")
-        out = np.array(out, dtype=np.float32)
-        if task.channels == 1:
-            out = out.mean(axis=0, keepdims=True)
-        elif task.channels > 2:
-            out = np.concatenate([out, np.repeat(out[-1:], task.channels - 2, axis=0)])
-        xf = int(round(self.crossfade_seconds * sr_t))
-        xf = max(1, min(xf, task.frames // 4)) if task.frames >= 4 else task.frames
-        src_audio = task.audio
-        if task.kind == "inpaint" and src_audio is not None:
-            # Fade from (and back to) an AR extrapolation of the source around the region, not the
-            # region's own old audio: a drum hit being replaced must not leak into the first 30 ms.
-            join_source(out, src_audio, task.start_sample, xf)
-        elif task.kind == "continue" and src_audio is not None and src_audio.shape[-1] >= 2:
-            # continue the source's last sample and slope, the correction fading out over xf samples
-            last = src_audio[:, -1]
-            slope = src_audio[:, -1] - src_audio[:, -2]
-            err = (last + slope) - out[:, 0]
-            fade = np.cos(np.linspace(0, np.pi / 2, xf, dtype=np.float32)) ** 2
-            out[:, :xf] += err[:, None] * fade[None]
-        return out

@@ -2,7 +2,7 @@
 
 - `resolve_model_dir`: a folder with model_config.json, a Hugging Face cache
   folder (`models--org--name`), or a repo id looked up in the local HF cache
-  (`$HF_HUB_CACHE`, `$HF_HOME/hub`, `~/.cache/huggingface/hub`). Never downloads.
+  (engine/backends/neural/hub.py: huggingface_hub's own lookup). Never downloads.
 - `load_model`: every checkpoint tensor must match the model exactly: missing,
   unexpected and mis-shaped keys are reported by their official names.
   Weight-normed VAE convs (`weight_g`, `weight_v`) are fused into one weight;
@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-import os
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from ...errors import SegueError
+from ..neural.hub import locate
 from .conditioners import SecondsConditioner
 from .config import SaoConfig
 from .dit import DiT
@@ -46,53 +47,10 @@ class SaoModel(nn.Module):
 
 # ---------------------------------------------------------------- locating files
 
-def hf_cache_dir() -> Path:
-    if os.environ.get("HF_HUB_CACHE"):
-        return Path(os.environ["HF_HUB_CACHE"])
-    if os.environ.get("HF_HOME"):
-        return Path(os.environ["HF_HOME"]) / "hub"
-    return Path.home() / ".cache" / "huggingface" / "hub"
-
-
-def _snapshot(repo_folder: Path) -> Path | None:
-    """The snapshot a cache folder's refs/main points at, else the newest complete one."""
-    ref = repo_folder / "refs" / "main"
-    if ref.is_file():
-        snap = repo_folder / "snapshots" / ref.read_text().strip()
-        if snap.is_dir():
-            return snap
-    snaps = sorted((repo_folder / "snapshots").glob("*"), key=lambda p: p.stat().st_mtime, reverse=True)
-    for s in snaps:
-        if (s / "model_config.json").exists():
-            return s
-    return snaps[0] if snaps else None
-
-
-def repo_cache_folder(repo_id: str, cache: Path | None = None) -> Path:
-    return (cache or hf_cache_dir()) / ("models--" + repo_id.replace("/", "--"))
-
-
 def resolve_model_dir(spec: str | None) -> Path:
-    spec = spec or REPO_ID
-    p = Path(spec).expanduser()
-    if p.is_dir():
-        if (p / "snapshots").is_dir():
-            snap = _snapshot(p)
-            if snap is None:
-                raise SegueError("model_not_found", f"{p} is a Hugging Face cache folder with no snapshot")
-            return snap
-        return p
-    if p.is_absolute() or spec.startswith((".", "~")) or spec.count("/") != 1:
-        raise SegueError("model_not_found", f"model folder {spec} does not exist; "
-                         f"run `segue models pull sao-small` or pass --model FOLDER "
-                         f"(with model_config.json and model.safetensors)")
-    folder = repo_cache_folder(spec)
-    snap = _snapshot(folder) if folder.is_dir() else None
-    if snap is None:
-        raise SegueError("model_not_found", f"{spec} is not in the Hugging Face cache ({folder}); "
-                         f"run `segue models pull sao-small` (needs the licence accepted on huggingface.co "
-                         f"and a token) or pass --model FOLDER")
-    return snap
+    """A folder holding model_config.json: `spec` as a folder, HF cache folder or repo id (local cache only)."""
+    return locate(spec, REPO_ID, need=["model_config.json"], pull="segue models pull sao-small",
+                  what="Stable Audio Open Small model")
 
 
 def checkpoint_path(folder: Path) -> Path:
@@ -210,6 +168,13 @@ def load_model(folder: str | Path, dit_dtype=torch.float32, vae_dtype=torch.floa
                device: str | torch.device = "cpu") -> tuple[SaoModel, dict]:
     """Build the model from folder/model_config.json and load the checkpoint strictly."""
     folder = Path(folder)
+    try:
+        model_type = json.loads((folder / "model_config.json").read_text()).get("model_type")
+    except (OSError, ValueError, AttributeError):
+        model_type = None     # SaoConfig.from_file names the problem
+    if model_type == "diffusion_cond_inpaint":
+        raise SegueError("model_invalid", f"{folder} holds a Stable Audio 3 model (model_type diffusion_cond_inpaint), "
+                         "not Stable Audio Open: serve it with --backend sa3-small")
     cfg = SaoConfig.from_file(folder / "model_config.json")
     ckpt = checkpoint_path(folder)
     with torch.device("meta"):

@@ -1,0 +1,119 @@
+"""Encoded latent frames per source (file content and rate), reused by every later edit that overlaps.
+
+    cache = LatentCache(encode, hop=2048, latent_dim=64, margin=9, model_sr=44100)
+    src = cache.source(task.source_key, task.audio, task.sr)   # resampled once, kept per file
+    z = cache.frames(src, wa, wb)                               # (latent_dim, wb - wa) float32
+
+Each source keeps a latent array for the whole file and a per-frame "have"
+flag: a request encodes only the frames it needs that no earlier request
+encoded, each run of missing frames with `margin` frames of receptive field
+on both sides (run starts aligned to `align` frames for encoders that work in
+fixed chunks), so a slice equals a whole-file encode. A new region whose
+window overlaps an earlier one encodes only the difference. `prefetch`
+fills the rest of a file in small chunks while the engine is idle.
+Storage is engine/cache.py's ByteCache (LRU bounded in bytes).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ...audio_io import resample
+from ...cache import ByteCache
+from .window import runs
+
+Encode = Callable[[torch.Tensor], torch.Tensor]   # (1, C, S) audio -> (1, latent_dim, S // hop)
+
+
+@dataclass
+class SourceLatents:
+    audio: np.ndarray          # (channels, frames * hop) at the model rate, zero-padded
+    n_real: int                # samples of real audio in `audio`
+    latents: torch.Tensor      # (latent_dim, frames) float32
+    have: torch.Tensor         # (frames,) bool: frame encoded
+
+    @property
+    def frames(self) -> int:
+        return int(self.latents.shape[-1])
+
+
+def model_audio(audio: np.ndarray, sr: int, model_sr: int, channels: int = 2) -> np.ndarray:
+    """(C, n) at `sr` -> (channels, round(n * model_sr / sr)) float32: mono duplicated, extra channels dropped."""
+    a = np.asarray(audio, dtype=np.float32)
+    if a.shape[0] < channels:
+        a = np.repeat(a[:1], channels, axis=0)
+    a = a[:channels]
+    return resample(np.ascontiguousarray(a), sr, model_sr)
+
+
+class LatentCache:
+    def __init__(self, encode: Encode, hop: int, latent_dim: int, margin: int, model_sr: int,
+                 channels: int = 2, align: int = 1, max_bytes: int = 512 << 20):
+        self.encode, self.hop, self.latent_dim, self.margin = encode, hop, latent_dim, margin
+        self.model_sr, self.channels, self.align = model_sr, channels, max(1, align)
+        self.store = ByteCache(max_bytes)
+        self.lock = threading.RLock()        # one encoder user at a time (request or prefetch)
+        self.encoded_frames = 0              # frames encoded so far (tests and benchmarks read it)
+
+    def new_source(self, audio: np.ndarray, sr: int) -> SourceLatents:
+        a = model_audio(audio, sr, self.model_sr, self.channels)
+        n_real = a.shape[-1]
+        frames = max(-(-n_real // self.hop), 1)
+        a = np.pad(a, ((0, 0), (0, frames * self.hop - n_real)))
+        return SourceLatents(a, n_real, torch.zeros(self.latent_dim, frames), torch.zeros(frames, dtype=torch.bool))
+
+    def source(self, key: str | None, audio: np.ndarray | None, sr: int) -> SourceLatents | None:
+        """The cached source for (key, sr, length), made on first use; None when there is no audio.
+        key None: not cached (made fresh)."""
+        if audio is None or audio.shape[-1] == 0:
+            return None
+        if key is None:
+            return self.new_source(audio, sr)
+        return self.store.get_or_make((key, sr, int(audio.shape[-1])), lambda: self.new_source(audio, sr))
+
+    @torch.inference_mode()
+    def frames(self, src: SourceLatents, fa: int, fb: int, check: Callable[[], None] | None = None) -> torch.Tensor:
+        """Latent frames [fa, fb) of the source (inside the file), encoding only the missing ones."""
+        fa, fb = max(fa, 0), min(fb, src.frames)
+        with self.lock:
+            for r0, r1 in runs(~src.have[fa:fb].numpy()):
+                if check is not None:
+                    check()
+                self._encode_run(src, r0 + fa, r1 + fa)
+        return src.latents[:, fa:fb]
+
+    def _encode_run(self, src: SourceLatents, r0: int, r1: int) -> None:
+        m, total = self.margin, src.frames
+        s0 = max(r0 - m, 0) // self.align * self.align
+        s1 = min(r1 + m, total)
+        audio = torch.from_numpy(src.audio[None, :, s0 * self.hop: s1 * self.hop])
+        z = self.encode(audio)[0].float().cpu()
+        src.latents[:, r0:r1] = z[:, r0 - s0: r1 - s0]
+        src.have[r0:r1] = True
+        self.encoded_frames += r1 - r0
+
+    @torch.inference_mode()
+    def prefetch(self, src: SourceLatents, chunk: int = 32, should_stop: Callable[[], bool] = lambda: False,
+                 order_from: int = 0) -> int:
+        """Encode the frames still missing, `chunk` at a time, nearest to `order_from` first, until done or
+        should_stop(). Returns frames encoded. Meant for an idle thread: a request waits at most one chunk."""
+        done = 0
+        while not should_stop():
+            missing = np.flatnonzero(~src.have.numpy())
+            if missing.size == 0:
+                break
+            f = int(missing[np.argmin(np.abs(missing - order_from))])
+            # the first chunk is centred on order_from; later ones grow away from it
+            r0 = max(f - chunk // 2 if not src.have.any() else (f if f >= order_from else f - chunk + 1), 0)
+            with self.lock:
+                if should_stop():
+                    break
+                for a, b in runs(~src.have[r0:r0 + chunk].numpy()):
+                    self._encode_run(src, a + r0, b + r0)
+                    done += b - a
+        return done

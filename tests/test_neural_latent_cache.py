@@ -1,0 +1,70 @@
+"""neural/latent_cache.py: slices equal a whole encode, any overlapping edit reuses frames, prefetch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from engine.backends.neural.latent_cache import LatentCache  # noqa: E402
+
+HOP = 64
+
+
+def toy_encoder(margin_taps: int = 2):
+    """A deterministic 'encoder' with a receptive field of `margin_taps` frames each side."""
+    def encode(audio):
+        x = audio.mean(1, keepdim=True)                            # (1, 1, S)
+        frames = x.reshape(1, 1, -1, HOP).mean(-1)                  # (1, 1, T)
+        k = torch.ones(1, 1, 2 * margin_taps + 1) / (2 * margin_taps + 1)
+        z = torch.nn.functional.conv1d(frames, k, padding=margin_taps)
+        return torch.cat([z, z * 2, -z], dim=1)                    # (1, 3, T)
+    return encode
+
+
+def test_slices_equal_whole_and_overlap_encodes_only_the_difference():
+    enc = toy_encoder()
+    calls = []
+    cache = LatentCache(lambda a: (calls.append(a.shape[-1] // HOP), enc(a))[1], HOP, 3, margin=2, model_sr=48000)
+    audio = np.random.default_rng(0).standard_normal((2, 100 * HOP)).astype(np.float32)
+    src = cache.source("file", audio, 48000)
+    whole = enc(torch.from_numpy(src.audio[None]))[0]
+    z = cache.frames(src, 40, 50)
+    torch.testing.assert_close(z, whole[:, 40:50])
+    assert cache.encoded_frames == 10
+    z2 = cache.frames(src, 45, 60)                                 # an overlapping new window
+    torch.testing.assert_close(z2, whole[:, 45:60])
+    assert cache.encoded_frames == 20                              # only frames 50..59 were new
+    assert cache.source("file", audio, 48000) is src               # same content and rate: same entry
+    assert cache.source("file", audio, 44100) is not src           # another rate: another entry
+    cache.frames(src, 45, 60)
+    assert cache.encoded_frames == 20
+
+
+def test_align_and_bounds():
+    enc = toy_encoder()
+    seen = []
+    cache = LatentCache(lambda a: enc(a), HOP, 3, margin=2, model_sr=48000, align=4)
+    orig = cache._encode_run
+    cache._encode_run = lambda s, a, b: (seen.append((a, b)), orig(s, a, b))[1]
+    src = cache.source(None, np.ones((1, 30 * HOP), np.float32), 48000)
+    assert src.audio.shape == (2, 30 * HOP)                        # mono duplicated
+    cache.frames(src, 25, 40)                                      # clipped to the file
+    assert src.have[25:30].all() and not src.have[:25].any()
+
+
+def test_prefetch_fills_the_file_and_stops_on_request():
+    cache = LatentCache(toy_encoder(), HOP, 3, margin=2, model_sr=48000)
+    src = cache.source("f", np.ones((2, 200 * HOP), np.float32), 48000)
+    n = cache.prefetch(src, chunk=16, should_stop=lambda: cache.encoded_frames >= 32, order_from=100)
+    assert n == 32 and src.have[92:124].all() and not src.have[:92].any()   # nearest first
+    cache.prefetch(src, chunk=16)
+    assert bool(src.have.all())
+
+
+def test_bounded_in_bytes():
+    cache = LatentCache(toy_encoder(), HOP, 3, margin=2, model_sr=48000, max_bytes=3 * (2 * 100 * HOP * 4))
+    for k in range(6):
+        cache.source(f"f{k}", np.ones((2, 100 * HOP), np.float32), 48000)
+    assert len(cache.store) <= 3 and cache.store.current_bytes <= cache.store.max_bytes
