@@ -16,7 +16,7 @@ ours in fp32 to separate the dtype from the rest). Tokens/s = new tokens / gener
 also the median time of one decode step.
 
     PYTHONPATH=. .venv/bin/python bench/bench_ar_vs_diffusion.py [--bars 4,8,16] [--tokens 100]
-        [--repeats 2] [--skip-sao] [--skip-tokens] [--json out.json]
+        [--repeats 2] [--threads N] [--skip-sao] [--skip-musicgen] [--skip-tokens] [--json out.json]
 """
 
 from __future__ import annotations
@@ -44,6 +44,11 @@ SR, BPM, PROMPT_S = 44100, 120.0, 4.0
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def rss_mb() -> float:
+    """Resident memory now (the peak above includes the load, where musicgen reads fp32 before bf16)."""
+    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
 
 
 def musicgen_folder() -> Path:
@@ -86,7 +91,7 @@ def worker_continue(backend_name: str, bars_list: list[float]) -> dict:
     b = create(backend_name, cfg)
     b.load()
     out = {"backend": backend_name, "load_s": round(time.perf_counter() - t0, 1), "dtype": b.info().get("dtype"),
-           "rss_after_load_mb": round(peak_rss_mb()), "runs": []}
+           "peak_rss_after_load_mb": round(peak_rss_mb()), "rss_after_load_mb": round(rss_mb()), "runs": []}
     for bars in bars_list:
         task = continue_task(bars)
         t0 = time.perf_counter()
@@ -95,7 +100,8 @@ def worker_continue(backend_name: str, bars_list: list[float]) -> dict:
         assert y.shape == (2, task.frames)
         secs = task.frames / SR
         out["runs"].append({"bars": bars, "seconds": round(secs, 3), "wall_s": round(dt, 1),
-                            "rtf": round(dt / secs, 2), "peak_rss_mb": round(peak_rss_mb())})
+                            "rtf": round(dt / secs, 2), "peak_rss_mb": round(peak_rss_mb()),
+                            "rss_mb": round(rss_mb())})
         print(json.dumps(out["runs"][-1]), file=sys.stderr, flush=True)
     return out
 
@@ -160,10 +166,14 @@ def worker_tokens(n_tokens: int, repeats: int) -> dict:
         return time.perf_counter() - t0, times
 
     runners = {"plain_float32": run_plain, **{k: (lambda b=b: run_ours(b)) for k, b in ours.items()}}
+    for name, fn in runners.items():      # untimed: first touch of the weights (mmap page-in) and kernels
+        fn()
+        print(f"warm-up {name} done", file=sys.stderr, flush=True)
     walls = {k: [] for k in runners}
     steps = {k: [] for k in runners}
     for r in range(repeats):
-        for name, fn in runners.items():
+        order = list(runners.items()) if r % 2 == 0 else list(runners.items())[::-1]   # A/B, then B/A
+        for name, fn in order:
             dt, stamps = fn()
             walls[name].append(dt)
             steps[name].extend(np.diff(stamps).tolist())
@@ -182,10 +192,10 @@ def worker_tokens(n_tokens: int, repeats: int) -> dict:
 
 # ---------------------------------------------------------------- orchestration
 
-def spawn(*args) -> dict:
+def spawn(threads: int, *args) -> dict:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    r = subprocess.run([sys.executable, __file__, "--worker", *args], stdout=subprocess.PIPE, text=True, cwd=ROOT,
-                       env=env)   # the worker's stderr (one line per run) goes straight to ours
+    r = subprocess.run([sys.executable, __file__, "--threads", str(threads), "--worker", *args],
+                       stdout=subprocess.PIPE, text=True, cwd=ROOT, env=env)   # the worker's stderr (one line per run) goes straight to ours
     if r.returncode != 0:
         raise RuntimeError(f"worker {args} failed")
     return json.loads(r.stdout.strip().splitlines()[-1])
@@ -200,8 +210,13 @@ def main() -> None:
     ap.add_argument("--skip-musicgen", action="store_true")
     ap.add_argument("--skip-tokens", action="store_true")
     ap.add_argument("--json")
+    ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads in every worker (0: torch's)")
     ap.add_argument("--worker", nargs="*")
     a = ap.parse_args()
+    if a.threads:
+        import torch
+
+        torch.set_num_threads(a.threads)
     if a.worker:
         kind = a.worker[0]
         res = worker_tokens(int(a.worker[1]), int(a.worker[2])) if kind == "tokens" else \
@@ -211,12 +226,12 @@ def main() -> None:
     WORK.mkdir(parents=True, exist_ok=True)
     musicgen_folder()
     report = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-              "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "bars": a.bars}
+              "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "bars": a.bars, "threads": a.threads}
     if not a.skip_tokens:
-        report["tokens"] = spawn("tokens", str(a.tokens), str(a.repeats))
+        report["tokens"] = spawn(a.threads, "tokens", str(a.tokens), str(a.repeats))
     for name, skip in (("musicgen-small", a.skip_musicgen), ("sao-small", a.skip_sao)):
         if not skip:
-            report[name] = spawn(name, a.bars)
+            report[name] = spawn(a.threads, name, a.bars)
     print(json.dumps(report, indent=1))
     if a.json:
         Path(a.json).write_text(json.dumps(report, indent=1))
