@@ -196,13 +196,17 @@ def fill_repeat(xm, s, L, sr, grid):
 
 
 class DspFill:
-    def __init__(self):
+    def __init__(self, gain_rule: str | None = None):
         from engine.backends.dsp import DspBackend
         self.b = DspBackend()
         self.b.load()
+        self.gain_rule = gain_rule
 
     def __call__(self, xm, s, L, sr, grid, variations=1, hit="replace", all_takes=False):
         from engine.backends.base import JobContext, Task
+        from engine.dsp import exemplar
+        if self.gain_rule:
+            exemplar.GAIN_RULE = self.gain_rule
         task = Task(kind="inpaint", sr=sr, channels=xm.shape[0], start_sample=s, frames=L, audio=xm,
                     grid=grid, seed=0, variations=variations, hit=hit)
         outs = self.b.inpaint(task, JobContext())
@@ -246,7 +250,7 @@ def positions(n: int, sr: int, L: int, grid: Grid, span: str, count: int, rng) -
 
 
 def run_item(args) -> list[dict]:
-    item, count, with_dsp, takes = args
+    item, count, with_dsp, takes, rules = args
     sr, x = wavfile.read(item["path"])
     x = (x.T if x.ndim > 1 else x[None]).astype(np.float32)
     n = x.shape[1]
@@ -255,6 +259,8 @@ def run_item(args) -> list[dict]:
     fills = {"zero": fill_zero, "janssen": fill_janssen, "repeat": fill_repeat}
     if with_dsp:
         fills = {"dsp": DspFill(), **fills}
+    if rules:     # --gain-rules: only dsp, once per level rule, on the same spans
+        fills, takes = {f"dsp:{r}": DspFill(r) for r in rules}, 0
     rng = np.random.default_rng(zlib.crc32(item["name"].encode()))
     rows = []
     for span in SPANS:
@@ -299,7 +305,7 @@ def run_item(args) -> list[dict]:
                         except Exception:
                             row["distinct"] = 0
                 rows.append(row)
-    if with_dsp:
+    if with_dsp and not rules:
         rows += hit_rows(item, x, sr, fills["dsp"], count, rng)
     return rows
 
@@ -476,6 +482,21 @@ def engine_version() -> str:
         return "unknown (not a git checkout)"
 
 
+def rule_report(rows, rules, wall) -> list[str]:
+    """Loudness against the truth (dB, median and worst abs) and LSD median per level rule, same spans."""
+    out = [f"# dsp level rules, {wall:.0f} s wall\n", "| rule | n | loudness median abs dB | worst abs dB | "
+           "LSD median dB | worst spans |", "|---|---|---|---|---|---|"]
+    for r in rules:
+        rs = [x for x in rows if x["method"] == f"dsp:{r}" and x.get("loud") is not None]
+        if not rs:
+            continue
+        ld = np.abs([x["loud"] for x in rs])
+        worst = ", ".join(f"{x['item']} {x['span']} @{x['start']:.2f}s {x['loud']:+.1f}"
+                          for x in sorted(rs, key=lambda x: -abs(x["loud"]))[:3])
+        out.append(f"| {r} | {len(rs)} | {np.median(ld):.2f} | {np.max(ld):.2f} | {med(rs, 'lsd'):.2f} | {worst} |")
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="dsp inpainting quality vs baselines")
     ap.add_argument("--corpus", type=Path, default=ROOT / "corpus")
@@ -485,7 +506,10 @@ def main(argv=None) -> int:
     ap.add_argument("--no-dsp", action="store_true")
     ap.add_argument("--takes", type=int, default=4, help="variations asked per dsp span (distinct takes counted)")
     ap.add_argument("--json", type=Path, default=ROOT / "out" / "quality_dsp.json")
+    ap.add_argument("--gain-rules", default="", help="comma list of engine.dsp.exemplar level rules "
+                    "(surround,near,sides,none): dsp only, loudness and LSD per rule on the same spans")
     a = ap.parse_args(argv)
+    rules = [r for r in a.gain_rules.split(",") if r]
     man = a.corpus / "manifest.json"
     if not man.exists():
         print(f"{man} missing: run bench/corpus.py first", file=sys.stderr)
@@ -501,7 +525,7 @@ def main(argv=None) -> int:
     methods = [m for m in METHODS if with_dsp or m != "dsp"]
     t0 = time.perf_counter()
     # longest items first so the two workers finish together
-    jobs = sorted(((it, a.positions, with_dsp, a.takes) for it in items), key=lambda j: -j[0]["seconds"] * j[0]["sr"])
+    jobs = sorted(((it, a.positions, with_dsp, a.takes, rules) for it in items), key=lambda j: -j[0]["seconds"] * j[0]["sr"])
     rows = []
     with ProcessPoolExecutor(a.jobs) as ex:
         for got in ex.map(run_item, jobs):
@@ -509,6 +533,11 @@ def main(argv=None) -> int:
             if got:
                 print(f"  {got[0]['item']}: {len(got)} fills", file=sys.stderr)
     wall = time.perf_counter() - t0
+    if rules:
+        print("\n".join(rule_report(rows, rules, wall)))
+        a.json.parent.mkdir(parents=True, exist_ok=True)
+        a.json.write_text(json.dumps({"wall_seconds": wall, "rows": rows}, indent=0, default=float))
+        return 0
     types = list(dict.fromkeys(it["type"] for it in items))
     print(f"engine: {engine_version()}\n")
     print(f"# dsp quality: {len({(r['item'], r['span'], r['start']) for r in rows})} masked spans, "

@@ -108,11 +108,26 @@ class OscServer:
                 if not self._running or self._closed:
                     return
                 continue
-            if not self._running:
-                break
-            try:
+            try:   # handled even when stop() came meanwhile: engine.stop() still answers what it accepts
                 self.handle(data, sender[:2])
             except Exception:  # never let one datagram stop the loop
+                log.exception("unexpected failure handling a datagram from %s", sender)
+
+    def drain(self, limit: int = 1000) -> None:
+        """Answer the datagrams already waiting in the socket (after the engine stopped, requests among
+        them are refused with `busy` "engine shutting down"), so none goes unanswered at shutdown."""
+        try:
+            self.sock.setblocking(False)
+        except OSError:
+            return
+        for _ in range(limit):
+            try:
+                data, sender = self.sock.recvfrom(MAX_DATAGRAM)
+            except OSError:   # BlockingIOError: nothing left
+                return
+            try:
+                self.handle(data, sender[:2])
+            except Exception:
                 log.exception("unexpected failure handling a datagram from %s", sender)
 
     def stop(self) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import math
+import re
 from dataclasses import dataclass
 
 from engine.errors import SegueError
@@ -45,6 +46,11 @@ OPTIONS = {
 }
 
 MAX_BARS = 64
+
+# Backend options: `NAME.KEY value` goes to backend NAME as Task.options[KEY] when NAME runs the
+# request (ignored otherwise), e.g. `sa3-small.window short`. The backend checks its own keys.
+BACKEND_OPTION = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}\.[a-z_][a-z0-9_]{0,39}$")
+MAX_BACKEND_OPTIONS = 16
 
 
 class ProtocolError(SegueError):
@@ -162,8 +168,9 @@ def parse(address: str, args: list, sender: tuple[str, int], token: str | None =
     for key, value in zip(rest[::2], rest[1::2]):
         if not isinstance(key, str):
             raise ProtocolError("bad_request", f"option key must be a string, got {_osc_kind(key)}", rid)
-        if key not in OPTIONS:
-            raise ProtocolError("unknown_option", f"unknown option {key[:40]!r}; known: " + ", ".join(OPTIONS), rid)
+        if key not in OPTIONS and not BACKEND_OPTION.match(key):
+            raise ProtocolError("unknown_option", f"unknown option {key[:40]!r}; known: " + ", ".join(OPTIONS)
+                                + ", or BACKEND.KEY for a backend's own option", rid)
         if key in opts:
             raise ProtocolError("bad_request", f"option {key!r} given twice", rid)
         opts[key] = value
@@ -202,6 +209,7 @@ def _request(kind: str, rid: str, positional: dict, opts: dict) -> Request:
             setattr(req, key, opts[key])
     if opts.get("out") == "":
         req.out = None
+    req.options = {k: v for k, v in opts.items() if k not in OPTIONS}
     _check_positional(req)
     if "regions" in opts or "hit" in opts:
         if kind != "inpaint":
@@ -246,7 +254,18 @@ def parse_regions(text: str, start: float, end: float, rid: str = "") -> list[tu
 
 def _check_options(raw: dict, rid: str) -> dict:
     out: dict = {}
+    backend_opts = {k: v for k, v in raw.items() if k not in OPTIONS}
+    if len(backend_opts) > MAX_BACKEND_OPTIONS:
+        raise ProtocolError("bad_option", f"{len(backend_opts)} backend options; at most {MAX_BACKEND_OPTIONS}", rid)
+    for key, value in backend_opts.items():
+        if isinstance(value, str):
+            out[key] = value[:1000]
+        else:
+            v = _num(value, key, rid, "bad_option")
+            out[key] = int(v) if isinstance(value, int) else v
     for key, value in raw.items():
+        if key in backend_opts:
+            continue
         kind = OPTIONS[key]
         if kind == "num":
             out[key] = _num(value, key, rid, "bad_option")

@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from scipy.signal import resample_poly
 
 from .cache import ByteCache
 from .errors import SegueError
@@ -70,6 +69,52 @@ class Source:
     def file_seconds(self) -> float:
         return self.frames / self.sr
 
+    def window(self, lo: int, hi: int, check: Check | None = None) -> np.ndarray:
+        """Samples [lo, hi) of `audio` (clamped to the audio): (channels, hi - lo) float32, read-only."""
+        lo, hi = min(max(int(lo), 0), self.frames), min(int(hi), self.frames)
+        return self.audio[:, lo:max(hi, lo)]
+
+
+# libsndfile formats whose frame count comes from the bytes present and whose seek is sample-exact:
+# a window of them is read without decoding the rest. Others (MP3, Ogg, Opus...) are decoded whole
+# when short, else counted once and decoded from the start up to each window, keeping only the window.
+EXACT_SEEK_FORMATS = frozenset({"WAV", "WAVEX", "AIFF", "W64", "RF64", "CAF", "FLAC"})
+
+
+@dataclass
+class SourceFile:
+    """An opened source at rate `sr`, read lazily: `window(lo, hi)` decodes (and resamples) only those
+    samples, so a request holds the context its backend needs, not the whole file (issue 8, fault 5).
+
+    `frames` is the length at `sr` (exact: from the header for EXACT_SEEK_FORMATS, else from decoding).
+    A window equals the same samples of `SourceReader.read(path, sr).audio`.
+    """
+    path: str
+    sr: int                  # rate of every window (the requested project rate, or the file's own)
+    file_sr: int
+    key: str                 # content hash of the file (hex)
+    channels: int
+    frames: int              # samples at `sr`
+    reader: "SourceReader"
+    whole: np.ndarray | None = None     # the decoded audio at `sr` (short files of formats that cannot seek exactly)
+    file_frames: int = 0     # samples at `file_sr`
+    seekable: bool = True    # False: windows are decoded from the file's start (MP3, Ogg, Opus...)
+
+    @property
+    def file_seconds(self) -> float:
+        return self.frames / self.sr
+
+    def window(self, lo: int, hi: int, check: Check | None = None) -> np.ndarray:
+        """Samples [lo, hi) at `sr`, clamped to [0, frames): (channels, m) float32, read-only.
+        Raises SegueError source_unreadable."""
+        lo, hi = min(max(int(lo), 0), self.frames), min(int(hi), self.frames)
+        hi = max(hi, lo)
+        if self.whole is not None:
+            return self.whole[:, lo:hi]
+        if lo == 0 and hi == self.frames:   # the whole file: the cached whole read, as before windows
+            return self.reader.read(self.path, self.sr, check).audio
+        return self.reader.read_window(self, lo, hi, check)
+
 
 def resampled_length(n: int, sr_in: int, sr_out: int) -> int:
     """Samples of n samples at sr_in once resampled to sr_out: round half up of n * sr_out / sr_in
@@ -87,6 +132,8 @@ def resample(audio: np.ndarray, sr_in: int, sr_out: int, check: Check | None = N
     """
     if sr_in == sr_out:
         return audio
+    from scipy.signal import resample_poly   # ~40 MB of modules: loaded only when a rate conversion is asked
+
     check = check or _no_check
     ratio = Fraction(int(sr_out), int(sr_in))
     up, down = ratio.numerator, ratio.denominator
@@ -116,8 +163,9 @@ class SourceReader:
     """Decodes sources. Decoded audio is cached by (content hash, rate) in a ByteCache, so byte-identical
     copies share it and the rate a request gets never depends on what was asked before."""
 
-    def __init__(self, cache_bytes: int = 96 << 20):
+    def __init__(self, cache_bytes: int = 96 << 20, whole_decode_bytes: int = 64 << 20):
         self.audio = ByteCache(cache_bytes)
+        self.whole_decode_bytes = whole_decode_bytes   # sequential formats above this (as float32): windowed
         # (path, size, mtime, inode, device) -> (content hash, file rate): a file is hashed once per version.
         self.stamps = ByteCache(1 << 20, sizeof=lambda v: 256)
 
@@ -170,6 +218,152 @@ class SourceReader:
             audio.setflags(write=False)
             self.audio.put((key, out_sr), audio)
         return Source(path, audio, out_sr, file_sr, key)
+
+    def open(self, path: str, sr: int | None = None, check: Check | None = None) -> SourceFile:
+        """The source at `sr` Hz (None: the file's own rate), opened for windowed reads.
+
+        WAV/AIFF/FLAC/W64/RF64/CAF: the header only (frames bounded by the bytes present). Other formats
+        are decoded whole here when their audio is under `whole_decode_bytes` as float32; above it, one
+        decoding pass counts the frames (the exact length, whatever the header says) and windows are
+        decoded sequentially. Raises like `read`.
+        """
+        check = check or _no_check
+        check_source_path(path)
+        key, file_sr = self.content_key(path, check)
+        out_sr = int(sr) if sr else file_sr
+        cached = self.audio.get((key, out_sr))
+        info = _exact_seek_info(path)
+        if cached is None and info is not None and info[1] == file_sr:
+            n_in, _, C = info
+            return SourceFile(path, out_sr, file_sr, key, C, resampled_length(n_in, file_sr, out_sr), self,
+                              file_frames=n_in)
+        seq = _sequential_info(path) if cached is None else None
+        if seq is not None and seq[1] == file_sr and seq[0] * seq[2] * 4 > self.whole_decode_bytes:
+            n_in = self._counted(key, path, check)
+            return SourceFile(path, out_sr, file_sr, key, seq[2], resampled_length(n_in, file_sr, out_sr), self,
+                              file_frames=n_in, seekable=False)
+        src = self.read(path, sr, check)
+        return SourceFile(path, src.sr, src.file_sr, key, src.channels, src.frames, self, whole=src.audio,
+                          file_frames=src.frames)
+
+    def read_window(self, f: SourceFile, lo: int, hi: int, check: Check | None = None) -> np.ndarray:
+        """Samples [lo, hi) at f.sr of an exactly seekable file, decoding only the input samples they
+        depend on (plus a filter margin when resampling, starting on a multiple of the decimation factor
+        so the polyphase phase is the whole file's). Not cached: a window is re-read per request (a seek
+        and its own samples), so the engine holds no audio between requests for long sources."""
+        check = check or _no_check
+        if f.sr == f.file_sr:
+            out = _read_range(f.path, lo, hi, f.file_frames, check, f.seekable)
+        else:
+            ratio = Fraction(int(f.sr), int(f.file_sr))
+            up, down = ratio.numerator, ratio.denominator
+            pad = down * max(1, -(-1024 // down))
+            i0 = max((lo * down // up) // down * down - pad, 0)
+            i1 = min(-(-hi * down // up) + pad, f.file_frames)
+            seg = _read_range(f.path, i0, i1, f.file_frames, check, f.seekable)
+            out = None
+            if seg is not None:
+                y = resample(seg, f.file_sr, f.sr, check)
+                o0 = i0 * up // down
+                out = np.ascontiguousarray(y[:, lo - o0:hi - o0])
+        if out is None:
+            # the file holds fewer frames than its header said (damaged): the whole decode is honest
+            return self.read(f.path, f.sr, check).audio[:, lo:hi]
+        out.setflags(write=False)
+        return out
+
+
+    def _counted(self, key: str, path: str, check: Check) -> int:
+        """Frames a sequential file decodes to (one pass, nothing kept), cached by content."""
+        got = self.stamps.get(("frames", key))
+        if got is None:
+            got = _count_frames(path, check)
+            self.stamps.put(("frames", key), got)
+        return got
+
+
+def _sequential_info(path: str) -> tuple[int, int, int] | None:
+    """(frames the header claims, bounded by the bytes present; rate; channels) of a file libsndfile
+    decodes but does not seek exactly in; None for formats it cannot open."""
+    try:
+        import soundfile as sf
+        with sf.SoundFile(path) as f:
+            limit = _file_bytes(path) * MAX_FRAMES_PER_BYTE // max(f.channels, 1)
+            frames = int(f.frames) if 0 < f.frames <= limit else limit
+            return frames, int(f.samplerate), int(f.channels)
+    except Exception:
+        return None
+
+
+def _count_frames(path: str, check: Check) -> int:
+    import soundfile as sf
+    limit = _file_bytes(path) * MAX_FRAMES_PER_BYTE
+    total = 0
+    try:
+        with sf.SoundFile(path) as f:
+            while True:
+                check()
+                got = len(f.read(BLOCK_FRAMES, dtype="float32", always_2d=True))
+                if got == 0:
+                    break
+                total += got
+                if total > limit:
+                    raise SegueError("source_unreadable", f"{path}: decoding gives more audio than "
+                                     f"{_file_bytes(path)} bytes can hold; the file looks damaged")
+    except SegueError:
+        raise
+    except Exception as e:
+        raise SegueError("source_unreadable", f"{path} is not readable audio ({e})") from e
+    if total == 0:
+        raise SegueError("source_unreadable", f"{path} holds no audio frames")
+    return total
+
+
+def _exact_seek_info(path: str) -> tuple[int, int, int] | None:
+    """(frames, rate, channels) from the header of a file libsndfile seeks exactly in, else None."""
+    try:
+        import soundfile as sf
+        with sf.SoundFile(path) as f:
+            limit = _file_bytes(path) * MAX_FRAMES_PER_BYTE // max(f.channels, 1)
+            if f.format in EXACT_SEEK_FORMATS and f.seekable() and 0 < f.frames <= limit:
+                return int(f.frames), int(f.samplerate), int(f.channels)
+    except Exception:
+        pass
+    return None
+
+
+def _read_range(path: str, i0: int, i1: int, frames: int, check: Check, seek: bool = True) -> np.ndarray | None:
+    """Frames [i0, i1) of a file as (channels, i1 - i0) float32 (NaN -> 0, inf -> +-1): seeking to i0,
+    or (seek=False) decoding from the start and dropping the blocks before i0. None when the file
+    holds fewer frames than that."""
+    import soundfile as sf
+    try:
+        with sf.SoundFile(path) as f:
+            out = np.empty((f.channels, max(i1 - i0, 0)), dtype=np.float32)
+            at = 0                                   # file frame of the next block
+            if seek:
+                f.seek(i0)
+                at = i0
+            pos = 0
+            while pos < out.shape[1]:
+                check()
+                blk = f.read(min(BLOCK_FRAMES, i1 - at), dtype="float32", always_2d=True)
+                if len(blk) == 0:
+                    return None
+                skip = max(i0 - at, 0)
+                at += len(blk)
+                if skip >= len(blk):
+                    continue
+                blk = blk[skip:]
+                if not np.isfinite(blk).all():
+                    blk = np.nan_to_num(blk, nan=0.0, posinf=1.0, neginf=-1.0)
+                out[:, pos:pos + len(blk)] = blk.T
+                pos += len(blk)
+    except SegueError:
+        raise
+    except Exception as e:
+        raise SegueError("source_unreadable", f"{path} is not readable audio ({e})") from e
+    return out
 
 
 def check_source_path(path: str) -> None:
@@ -352,5 +546,5 @@ def match_channels(audio: np.ndarray, channels: int) -> np.ndarray:
     return audio[np.arange(channels) % c]
 
 
-__all__ = ["Source", "SourceReader", "resample", "resampled_length", "decode", "write_wav_atomic", "fit_length",
+__all__ = ["Source", "SourceFile", "SourceReader", "resample", "resampled_length", "decode", "write_wav_atomic", "fit_length",
            "match_channels", "safe_stem", "check_source_path", "probe"]

@@ -3,10 +3,13 @@ loop on the spot, ask the engine over OSC to continue it by 4 bars, and show the
 
 from __future__ import annotations
 
+import shlex
+import shutil
 import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -53,17 +56,60 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def demo_loop_path() -> Path:
+    """Where the demo loop lives: `demo/demo-loop-120bpm.wav` beside the renders folder
+    (Linux: ~/.local/share/segue/demo/, macOS: ~/Library/Application Support/Segue/demo/)."""
+    return default_render_dir().parent / "demo" / "demo-loop-120bpm.wav"
+
+
+def write_demo_loop(loop: np.ndarray | None = None) -> Path:
+    """(Re)write the demo loop: 8 s, stereo, 44.1 kHz, 120 BPM, 4/4, bar lines at 0, 2, 4, 6 s."""
+    src = demo_loop_path()
+    src.parent.mkdir(parents=True, exist_ok=True)
+    if src.exists():
+        src.unlink()
+    write_wav_atomic(src.parent, src.name, render_loop() if loop is None else loop, SR)
+    return src
+
+
+def segue_program() -> Path | None:
+    """The installed `segue` program this Python runs from (a venv's bin/ or Scripts/), if any."""
+    here = Path(sys.executable).parent
+    for name in ("segue", "segue.exe"):
+        if (here / name).exists():
+            return here / name
+    found = shutil.which("segue")
+    return Path(found) if found else None
+
+
+def next_steps(src: Path) -> str:
+    """The closing lines: where `segue` is, and the exact commands to try next."""
+    loop = shlex.quote(str(src))
+    exe = segue_program()
+    if exe is None:
+        where = ["`segue` is not installed as a program here: run `pip install -e .` in the repository,",
+                 "or use `python -m engine.cli` from the repository root wherever these lines say `segue`."]
+    else:
+        on_path = shutil.which("segue") == str(exe)
+        where = [f"The `segue` program is {exe}."]
+        if not on_path:
+            where.append(f'Put it on your PATH for this shell: export PATH="{exe.parent}:$PATH"')
+    return "\n".join(["", "Next steps:", *("  " + w for w in where),
+                      "  In one terminal start the engine (leave it running):",
+                      "    segue serve",
+                      f"  In another, work on the demo loop ({src.name}: 8 s, 120 BPM, 4/4):",
+                      f"    segue inpaint {loop} 4.0 6.0 --bpm 120",
+                      f"    segue continue {loop} 8.0 4 --bpm 120 --variations 2",
+                      "    segue renders",
+                      "  README.md (\"Try it by hand\") and docs/reaper.md / docs/ableton.md go on from there."])
+
+
 def run_demo(port: int = 0) -> int:
     from bridge.client import EngineClient, NoEngine, request_args
 
     port = port or _free_port()
-    folder = default_render_dir().parent / "demo"
-    folder.mkdir(parents=True, exist_ok=True)
     loop = render_loop()
-    src = folder / "demo-loop-120bpm.wav"
-    if src.exists():
-        src.unlink()
-    write_wav_atomic(folder, src.name, loop, SR)
+    src = write_demo_loop(loop)
     print(f"rendered a 2-bar groove, repeated to {loop.shape[1] / SR:.1f} s: {src}")
 
     engine = subprocess.Popen([sys.executable, "-m", "engine.cli", "serve", "--port", str(port),
@@ -100,6 +146,7 @@ def run_demo(port: int = 0) -> int:
             print(f"continued {BARS} bars at {BPM:g} BPM in {dt * 1000:.0f} ms: {p}\n"
                   f"  {y.shape[1]} samples at {SR} Hz (expected {expect}), {y.shape[0]} channels, "
                   f"step at the join {seam:.4f}")
+        print(next_steps(src))
         return 0
     finally:
         engine.terminate()

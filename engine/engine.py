@@ -31,7 +31,7 @@ from .errors import SegueError
 from .paths import OutputRoots, SourceDirs
 from .pipeline import Limits, render
 from .request import KINDS, Reply, Request
-from .validate import check_output_length
+from .validate import DEFAULT_MAX_OUTPUT_SECONDS, check_output_length
 
 log = logging.getLogger("segue.engine")
 
@@ -45,6 +45,7 @@ class Job:
     request: Request
     reply: Reply
     backend: Backend
+    backend_name: str              # the engine's name for it (its key in Engine.backends)
     timeout: float
     cancelled: threading.Event = field(default_factory=threading.Event)
     reason: str = ""               # why it was cancelled, for the error message
@@ -143,7 +144,7 @@ class Engine:
                 raise SegueError("duplicate_id", f"a request with id {req.id!r} is already queued or running")
             if len(self._queue) >= self.queue_size:
                 raise SegueError("busy", f"queue is full ({self.queue_size} waiting); try again later")
-            job = Job(req, reply, backend, timeout)
+            job = Job(req, reply, backend, name, timeout)
             position = len(self._queue) + (1 if self._running else 0)
             self._results.pop(req.id)          # an id reused: its old result is no longer the answer
             self._send(job, "accepted", [req.id, position])
@@ -191,7 +192,8 @@ class Engine:
             "running": running,
             "backends": {name: dict(info) for name, info in self._info.items()},
             "failed": dict(self.failed),
-            "max_output_seconds": {name: c.max_output_seconds for name, c in self._caps.items()},
+            "max_output_seconds": {name: c.max_output_seconds or DEFAULT_MAX_OUTPUT_SECONDS
+                                   for name, c in self._caps.items()},
             "max_source_seconds": self.limits.max_source_seconds,
         }
 
@@ -233,7 +235,7 @@ class Engine:
             finally:
                 with self._cond:
                     self._running = None
-                self._info[job.backend.name] = _safe_info(job.backend)
+                self._info[job.backend_name] = _safe_info(job.backend)
 
     def _run(self, job: Job) -> None:
         req = job.request
@@ -245,7 +247,7 @@ class Engine:
 
         ctx = JobContext(report=report, cancelled=job.cancelled.is_set, deadline=t0 + job.timeout)
         try:
-            result = render(req, job.backend, self.reader, self.roots, ctx, self.limits)
+            result = render(req, job.backend, self.reader, self.roots, ctx, self.limits, job.backend_name)
         except SegueError as e:  # cancelled and timed-out requests too
             message = job.reason if e.code == "cancelled" and job.reason and job.reason != "cancelled" else e.message
             log.info("%s %s failed: %s %s", req.kind, req.id, e.code, message)

@@ -1,6 +1,6 @@
 """The one path from an accepted request to written clips (runs in the engine's worker thread).
 
-    out folder --resolve--> source --header: limits--> decode+resample --validate--> Task
+    out folder --resolve--> source --header: limits--> open --validate: read the window--> Task
         --backend--> 1..N arrays --exact length--> WAV files
 
 Times become samples in engine/validate.py, at the output rate, so every
@@ -11,7 +11,6 @@ Everything that touches the disk happens here, never in the OSC receive thread.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 import uuid
@@ -50,13 +49,6 @@ def output_names(req: Request, n: int) -> list[str]:
     return [f"{stem}-{req.kind}-{safe_stem(req.id, 24)}-{tag}-v{k + 1}.wav" for k in range(n)]
 
 
-def _read(reader: SourceReader, path: str, sr: int | None, check) -> object:
-    # SourceReader.read gains `check` (helper `audio`); until then call it without.
-    if "check" in inspect.signature(reader.read).parameters:
-        return reader.read(path, sr, check=check)
-    return reader.read(path, sr)
-
-
 def out_folder(roots: OutputRoots, out: str | None) -> Path:
     folder = roots.resolve(out)
     try:
@@ -69,8 +61,10 @@ def out_folder(roots: OutputRoots, out: str | None) -> Path:
 
 
 def render(req: Request, backend: Backend, reader: SourceReader, roots: OutputRoots, ctx: JobContext,
-           limits: Limits | None = None) -> Result:
-    """Run one request to written files. Raises SegueError (cancelled and timeout included)."""
+           limits: Limits | None = None, backend_name: str | None = None) -> Result:
+    """Run one request to written files. Raises SegueError (cancelled and timeout included).
+
+    `backend_name`: the engine's name for `backend` (default backend.name), for its own options."""
     limits = limits or Limits()
     ctx.progress(0.0, "analyse")
     folder = out_folder(roots, req.out)
@@ -81,8 +75,8 @@ def render(req: Request, backend: Backend, reader: SourceReader, roots: OutputRo
         seconds, _ = probe(req.src)
         check_source_length(req.src, seconds, limits.max_source_seconds)
         ctx.check()
-        source = _read(reader, req.src, req.sr, ctx.check)
-    plan = make_task(req, source)
+        source = reader.open(req.src, req.sr, ctx.check)   # header only: make_task reads the window it needs
+    plan = make_task(req, source, backend_name or backend.name, caps=backend.capabilities(), check=ctx.check)
     task = plan.task
     ctx.check()
     outputs = list(backend.run(task, ctx))

@@ -47,7 +47,8 @@ class Request:
     backend: str | None = None             # None: the engine's default backend
     regions: list[tuple[float, float]] = field(default_factory=list)   # inpaint: seconds, inside [start, end)
     hit: str = "replace"                   # inpaint of a short selection holding an onset: "replace" | "remove"
-    options: dict = field(default_factory=dict)   # backend-specific options, passed through to Task.options
+    # backend-specific options -> Task.options: "KEY" for any backend, "NAME.KEY" only for backend NAME
+    options: dict = field(default_factory=dict)
 
     @property
     def grid(self) -> Grid | None:

@@ -12,7 +12,10 @@ span outside its audio:
   length the protocol promises (`Plan.out_frames`);
 - further past the end is `bad_region`;
 - outputs too large for a WAV file (4 GiB) or for memory are `too_long`,
-  before anything is rendered.
+  before anything is rendered;
+- the Task's audio is only the window the backend declares
+  (`Capabilities.max_context_seconds` each side, `context_window`), with
+  positions, regions and the grid's downbeat relative to that window.
 
 Limits that need no file (`check_output_length`) run before a request is
 accepted; the rest runs in the worker, once the source is decoded.
@@ -20,7 +23,7 @@ accepted; the rest runs in the worker, once the source is decoded.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .audio_io import Source
 from .backends.base import Capabilities, Task
@@ -82,14 +85,56 @@ def check_output_size(frames: int, channels: int, variations: int) -> None:
                         "(ask for fewer variations or a lower sr)")
 
 
-def make_task(req: Request, source: Source | None, options: dict | None = None) -> Plan:
-    """The one function from a request (seconds) and its decoded source to the backend's Task (samples).
+def backend_options(options: dict, backend: str) -> dict:
+    """Request options for `backend`: plain keys for any backend, `NAME.KEY` only when NAME runs it."""
+    out = {k: v for k, v in options.items() if "." not in k}
+    prefix = backend + "."
+    out.update({k[len(prefix):]: v for k, v in options.items() if k.startswith(prefix)})
+    return out
 
-    `source.audio` is (channels, n) float32 at `source.sr`, which is the output rate.
+
+def context_window(kind: str, start: int, frames: int, n: int, sr: int,
+                   caps: Capabilities | None) -> tuple[int, int]:
+    """Samples [lo, hi) of the source (n samples at sr) a backend sees for a span [start, start + frames)
+    (continue: start = `at`, nothing after it): `caps.max_context_seconds` each side of the span
+    (continue: before `at`), the whole source when the backend sets no limit. Never cuts the span."""
+    if kind == "continue":
+        hi = min(start, n)
+    else:
+        hi = min(start + frames, n)
+    limit = caps.max_context_seconds if caps is not None else None
+    if not limit:
+        return 0, hi if kind == "continue" else n
+    w = int(limit * sr)
+    lo = max(start - w, 0)
+    return lo, hi if kind == "continue" else min(hi + w, n)
+
+
+def _windowed(task: Task, source, lo: int, hi: int, check=None) -> Task:
+    """The task on samples [lo, hi) of the source: positions, regions and the grid's downbeat
+    shifted by lo, so a backend never sees (or needs) the rest of the file."""
+    audio = source.window(lo, hi, check) if hasattr(source, "window") else source.audio[:, lo:hi]
+    if lo == 0 and (task.kind == "continue" or hi == source.frames):   # the audio as before windows
+        return replace(task, audio=audio)
+    grid = replace(task.grid, downbeat=task.grid.downbeat - lo / task.sr) if task.grid is not None else None
+    # source_key stays the file's content key: caches index by absolute position (window_start + i),
+    # so an encoded latent frame or a feature is reused by any later edit whose window overlaps.
+    return replace(task, audio=audio, start_sample=task.start_sample - lo, grid=grid, window_start=lo,
+                   regions=[(r0 - lo, rl) for r0, rl in task.regions])
+
+
+def make_task(req: Request, source: Source | None, backend: str = "",
+              caps: Capabilities | None = None, check=None) -> Plan:
+    """The one function from a request (seconds) and its opened source to the backend's Task (samples).
+
+    `source` (audio_io.SourceFile or Source) is at `source.sr`, the output rate; `backend` (the name
+    of the backend that will run it) picks its own `NAME.KEY` options into Task.options. The task's
+    `audio` is the window `context_window` gives for `caps` (positions relative to it, and
+    `Task.window_start` says where the window starts in the source).
     Raises SegueError: bad_region (span outside the audio, or shorter than a sample), too_long.
     """
     common = dict(grid=req.grid, prompt=req.prompt, seed=req.seed, variations=req.variations,
-                  hit=req.hit, options=dict(options or req.options))
+                  hit=req.hit, options=backend_options(req.options, backend))
     if req.kind == "generate":
         sr = req.sr or GENERATE_SR
         frames = bars_to_samples(req.bars, req.grid, sr)
@@ -111,8 +156,9 @@ def make_task(req: Request, source: Source | None, options: dict | None = None) 
         regions = _regions_to_samples(req, sr, start, frames)
         check_output_size(length, source.channels, req.variations)
         task = Task(kind="inpaint", sr=sr, channels=source.channels, start_sample=start, frames=frames,
-                    audio=source.audio, source_key=source.key, regions=regions, **common)
-        return Plan(task, length)
+                    source_key=source.key, regions=regions, **common)
+        lo, hi = context_window("inpaint", start, frames, n, sr, caps)
+        return Plan(_windowed(task, source, lo, hi, check), length)
     at = round_half_up(req.at * sr)
     if at > n + END_SLACK_SAMPLES:
         raise SegueError("bad_region", f"at {req.at:g} s lies past the end of the file ({seconds:.6f} s)")
@@ -123,8 +169,9 @@ def make_task(req: Request, source: Source | None, options: dict | None = None) 
     _need_samples(frames, f"{req.bars:g} bars")
     check_output_size(frames, source.channels, req.variations)
     task = Task(kind="continue", sr=sr, channels=source.channels, start_sample=at, frames=frames,
-                audio=source.audio[:, :at], source_key=source.key, **common)
-    return Plan(task, frames)
+                source_key=source.key, **common)
+    lo, hi = context_window("continue", at, frames, n, sr, caps)
+    return Plan(_windowed(task, source, lo, hi, check), frames)
 
 
 def _need_samples(frames: int, what: str) -> None:

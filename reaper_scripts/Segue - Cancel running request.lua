@@ -1,7 +1,7 @@
 -- @description Segue: Cancel running request
 -- @author Segue
--- @version 0.1.0
--- @changelog First release.
+-- @version 0.2.0
+-- @changelog Razor-edit areas on one track go as one request (only the areas regenerated); Remove hit action; a backend per action in Settings; an engine that shuts down or stops answering is reported; `localhost` accepted.
 -- @about
 --   Cancels the Segue requests that are running (the progress window's Esc does the same).
 --

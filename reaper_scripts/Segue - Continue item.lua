@@ -1,7 +1,7 @@
 -- @description Segue: Continue item
 -- @author Segue
--- @version 0.1.0
--- @changelog First release.
+-- @version 0.2.0
+-- @changelog Razor-edit areas on one track go as one request (only the areas regenerated); Remove hit action; a backend per action in Settings; an engine that shuts down or stops answering is reported; `localhost` accepted.
 -- @about
 --   Continues the selected item by N bars (asked, default 4) at the tempo and time
 --   signature at its end. The new item starts exactly where the item ends.

@@ -1,7 +1,7 @@
 -- @description Segue: Generate into time selection
 -- @author Segue
--- @version 0.1.0
--- @changelog First release.
+-- @version 0.2.0
+-- @changelog Razor-edit areas on one track go as one request (only the areas regenerated); Remove hit action; a backend per action in Settings; an engine that shuts down or stops answering is reported; `localhost` accepted.
 -- @about
 --   Generates new audio from a text prompt, exactly as long as the time selection, on the
 --   selected track (backends that can generate, e.g. sao-small).

@@ -1,11 +1,11 @@
 -- @description Segue: Settings
 -- @author Segue
--- @version 0.1.0
--- @changelog First release.
+-- @version 0.2.0
+-- @changelog Razor-edit areas on one track go as one request (only the areas regenerated); Remove hit action; a backend per action in Settings; an engine that shuts down or stops answering is reported; `localhost` accepted.
 -- @about
---   Engine host and port, the segue program path, backend, token, default prompt, landing
---   mode (take or item), engine auto-start, output folder, default bars and variations,
---   seed.
+--   Engine host (localhost works) and port, the segue program path, a backend per action
+--   (inpaint, continue, generate), token, default prompt, landing mode (take or item),
+--   engine auto-start, output folder, default bars and variations, seed.
 --
 --   Needs the Segue engine (`segue serve`); see docs/reaper.md.
 

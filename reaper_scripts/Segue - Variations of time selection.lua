@@ -1,7 +1,7 @@
 -- @description Segue: Variations of time selection
 -- @author Segue
--- @version 0.1.0
--- @changelog First release.
+-- @version 0.2.0
+-- @changelog Razor-edit areas on one track go as one request (only the areas regenerated); Remove hit action; a backend per action in Settings; an engine that shuts down or stops answering is reported; `localhost` accepted.
 -- @about
 --   Like Inpaint, but asks for N (2-8) and lands N variations as takes of one item, so you
 --   can flip through them (right-click the item > Take).

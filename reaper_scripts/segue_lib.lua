@@ -14,7 +14,7 @@
 
 local M = {}
 
-M.VERSION = "0.1.0"
+M.VERSION = "0.2.0"
 M.SECTION = "Segue"          -- ExtState section for settings and running ids
 M.TITLE = "Segue"
 
@@ -26,7 +26,10 @@ M.DEFAULTS = {
   exe = "segue",             -- path of the segue client (plain "segue": found on PATH)
   host = "127.0.0.1",
   port = "9137",
-  backend = "",              -- blank: the engine's loaded backend
+  backend = "",              -- legacy (one backend for every action): used where a per-action one is blank
+  backend_inpaint = "",      -- per action (Inpaint, Variations, Remove hit); blank: the engine's first backend
+  backend_continue = "",
+  backend_generate = "",
   token = "",
   prompt = "",
   landing = "take",          -- "take": split the item, add takes; "item": new item over the selection
@@ -167,11 +170,11 @@ function M.take_info(item)
       .. "reset the rate, or glue the item (Item: Glue items) and try again.", label, rate)
   end
   local src = reaper.GetMediaItemTake_Source(take)
-  local kind = reaper.GetMediaSourceType(src, "")
+  local kind = reaper.GetMediaSourceType(src)
   if kind == "SECTION" then
     return nil, label .. ": the take plays a section or reversed source. Glue the item (Item: Glue items) first."
   end
-  local path = reaper.GetMediaSourceFileName(src, "")
+  local path = reaper.GetMediaSourceFileName(src)
   if not path or path == "" then return nil, label .. ": the take has no source file." end
   if not M.is_abs(path) then
     return nil, label .. ": the take's file path is relative (" .. path .. "); save the project or glue the item."
@@ -261,11 +264,29 @@ function M.cancel_cmd(id)
   return table.concat(parts, " ")
 end
 
+-- The backend an action asks for ("inpaint", "continue", "generate"); "" = the engine's first.
+function M.backend_for(kind)
+  local b = M.setting("backend_" .. kind)
+  if b == nil or b == "" then b = M.setting("backend") end
+  return b or ""
+end
+
+-- The distinct backends the actions ask for, dsp left out (always loaded), for `segue serve --backend a,b`.
+function M.backends_used()
+  local out, seen = {}, { dsp = true, [""] = true }
+  for _, kind in ipairs({ "inpaint", "continue", "generate" }) do
+    local b = M.backend_for(kind)
+    if not seen[b] then seen[b] = true; out[#out + 1] = b end
+  end
+  return out
+end
+
 function M.serve_cmd()
   local parts = M.client_prefix("serve")
   parts[#parts + 1] = "--host"; parts[#parts + 1] = M.quote(M.setting("host"))
   parts[#parts + 1] = "--port"; parts[#parts + 1] = M.quote(M.setting("port"))
-  if M.setting("backend") ~= "" then parts[#parts + 1] = "--backend"; parts[#parts + 1] = M.quote(M.setting("backend")) end
+  local backends = M.backends_used()
+  if #backends > 0 then parts[#parts + 1] = "--backend"; parts[#parts + 1] = M.quote(table.concat(backends, ",")) end
   if M.setting("token") ~= "" then parts[#parts + 1] = "--token"; parts[#parts + 1] = M.quote(M.setting("token")) end
   if M.setting("out") ~= "" then parts[#parts + 1] = "--allow-dir"; parts[#parts + 1] = M.quote(M.setting("out")) end
   return table.concat(parts, " ")
@@ -359,6 +380,17 @@ function M.describe_error(code, message)
     return "Backend not loaded: " .. message .. "\nClear the backend in Segue - Settings or restart the engine with it."
   end
   if code == "client_missing" then return message end
+  if code == "engine_gone" then
+    return "The Segue engine stopped answering before the result came (it exited or hangs):\n\n" .. message
+  end
+  if code == "cancelled" then
+    -- Only reached when the user did not cancel: the engine did (e.g. "engine shutting down").
+    return "The engine cancelled the request: " .. message
+      .. "\n\nNothing was added. Start the engine again (segue serve) and run the action again."
+  end
+  if code == "lost" then
+    return "The engine's answer was lost and it cannot send it again: " .. message .. "\nRun the action again."
+  end
   return string.format("The engine answered with an error (%s): %s", tostring(code), message)
 end
 
@@ -422,6 +454,7 @@ function M.run_batch(batch)
     for _, job in ipairs(jobs) do
       set_running(job.id, false)
       os.remove(job.status_path)
+      job.user_cancelled = cancelling   -- a `cancelled` the user did not ask for is shown (engine shutdown)
     end
     drop_ping()
     reaper.SetExtState(M.SECTION, "cancel", "", false)
@@ -627,7 +660,7 @@ function M.land_all(jobs, undo_desc, undo_flags, place)
       else
         ok[#ok + 1] = job
       end
-    elseif st.code == "cancelled" then
+    elseif st.code == "cancelled" and job.user_cancelled then
       cancelled = cancelled + 1
     else
       errors[#errors + 1] = (#jobs > 1 and (job.spec.label .. ":\n") or "") .. M.describe_error(st.code, st.message)
@@ -648,12 +681,13 @@ end
 
 ---------------------------------------------------------------- options shared by the actions
 
-function M.common_opts(grid, sr, downbeat, extra)
+function M.common_opts(grid, sr, downbeat, extra, kind)
   local opts = {
     { "bpm", M.fmt(grid.bpm) }, { "sig", grid.sig }, { "sr", string.format("%d", sr) },
   }
   if downbeat then opts[#opts + 1] = { "downbeat", M.fmt(downbeat) } end
-  if M.setting("backend") ~= "" then opts[#opts + 1] = { "backend", M.setting("backend") } end
+  local backend = M.backend_for(kind or "inpaint")
+  if backend ~= "" then opts[#opts + 1] = { "backend", backend } end
   if M.setting("out") ~= "" then opts[#opts + 1] = { "out", M.setting("out") } end
   for _, kv in ipairs(extra or {}) do opts[#opts + 1] = kv end
   return opts
@@ -679,30 +713,100 @@ function M.ask_number(title, caption, default, lo, hi, integer)
   return v
 end
 
----------------------------------------------------------------- actions
+---------------------------------------------------------------- razor edits
 
--- Inpaint (variations = 1) or Variations (variations = N) of the time selection.
-function M.inpaint_action(variations)
-  variations = variations or 1
-  local what = variations > 1 and "Variations" or "Inpaint"
+-- Razor-edit areas on a track's media (P_RAZOREDITS: "start end GUID" triples; GUID "" is
+-- the media lane, others are envelopes), sorted, overlapping areas merged. Seconds.
+function M.razor_areas(track)
+  local ok, text = reaper.GetSetMediaTrackInfo_String(track, "P_RAZOREDITS", "", false)
+  local areas = {}
+  if not ok or not text or text == "" then return areas end
+  for a, b, guid in text:gmatch('(%S+)%s+(%S+)%s+(%S+)') do
+    a, b = tonumber(a), tonumber(b)
+    if a and b and b - a > EPS and guid == '""' then areas[#areas + 1] = { a, b } end
+  end
+  table.sort(areas, function(x, y) return x[1] < y[1] end)
+  local merged = {}
+  for _, r in ipairs(areas) do
+    local last = merged[#merged]
+    if last and r[1] <= last[2] + EPS then last[2] = math.max(last[2], r[2]) else merged[#merged + 1] = { r[1], r[2] } end
+  end
+  return merged
+end
+
+-- Every track with razor-edit areas on its media: { {track, areas}, ... }.
+function M.razor_tracks()
+  local out = {}
+  for i = 0, reaper.CountTracks(0) - 1 do
+    local track = reaper.GetTrack(0, i)
+    local areas = M.razor_areas(track)
+    if #areas > 0 then out[#out + 1] = { track = track, areas = areas } end
+  end
+  return out
+end
+
+-- What Inpaint works on: razor-edit areas when there are any (one request per track: the
+-- span from the first area's start to the last one's end, only the areas regenerated),
+-- else the time selection (one request per item under it). Returns spans {item, a, b,
+-- areas or nil} in project seconds, problems, and a word for titles; or nil and a message.
+function M.inpaint_spans()
+  local razor = M.razor_tracks()
+  if #razor > 0 then
+    local spans, problems = {}, {}
+    for _, rt in ipairs(razor) do
+      local a, b = rt.areas[1][1], rt.areas[#rt.areas][2]
+      local found
+      for i = 0, reaper.CountTrackMediaItems(rt.track) - 1 do
+        local item = reaper.GetTrackMediaItem(rt.track, i)
+        local pos = reaper.GetMediaItemInfo_Value(item, "D_POSITION")
+        local len = reaper.GetMediaItemInfo_Value(item, "D_LENGTH")
+        if pos <= a + EPS and pos + len >= b - EPS then found = item end
+      end
+      if found then
+        spans[#spans + 1] = { item = found, a = a, b = b, areas = #rt.areas > 1 and rt.areas or nil }
+      else
+        problems[#problems + 1] = M.track_label(rt.track) .. ": the razor-edit areas must lie inside one audio item "
+          .. string.format("(%.3f-%.3f s is not covered by a single item).", a, b)
+      end
+    end
+    return spans, problems, "razor"
+  end
   local s, e = M.time_selection()
   if not s then
-    return M.msg("Set a time selection over the part to regenerate (drag in the ruler), then select the item "
-      .. "or its track and run the action again.")
+    return nil, "Set a time selection over the part to regenerate (drag in the ruler), or razor-edit the parts "
+      .. "(Alt+drag on the item), then select the item or its track and run the action again."
   end
-  local items, explicit = M.items_under(s, e)
+  local items = M.items_under(s, e)
   if #items == 0 then
-    return M.msg("No audio item under the time selection. Select the item (or its track) that the time selection "
-      .. "covers and run the action again.")
+    return nil, "No audio item under the time selection. Select the item (or its track) that the time selection "
+      .. "covers and run the action again."
   end
-  local grid = M.grid_at(s)
-  local targets, problems = {}, {}
+  local spans = {}
   for _, item in ipairs(items) do
-    local info, err = M.take_info(item)
+    local pos = reaper.GetMediaItemInfo_Value(item, "D_POSITION")
+    local len = reaper.GetMediaItemInfo_Value(item, "D_LENGTH")
+    spans[#spans + 1] = { item = item, a = math.max(s, pos), b = math.min(e, pos + len) }
+  end
+  return spans, {}, "selection"
+end
+
+---------------------------------------------------------------- actions
+
+-- Inpaint (variations = 1) or Variations (variations = N) of the time selection or the
+-- razor-edit areas. hit = "remove": a selected drum hit is taken out, not replaced
+-- (the engine's default, "replace", regenerates it as a hit of the same kind).
+function M.inpaint_action(variations, hit)
+  variations = variations or 1
+  local what = hit == "remove" and "Remove hit" or (variations > 1 and "Variations" or "Inpaint")
+  local spans, problems, source = M.inpaint_spans()
+  if not spans then return M.msg(problems) end
+  local targets = {}
+  for _, span in ipairs(spans) do
+    local info, err = M.take_info(span.item)
     if not info then
       problems[#problems + 1] = err
     else
-      local a, b = math.max(s, info.pos), math.min(e, info.pos + info.len)
+      local a, b = span.a, span.b
       local s0, s1 = M.to_source(info, a), M.to_source(info, b)
       if s0 < -EPS or s1 > info.src_len + EPS then
         problems[#problems + 1] = info.label .. ": the selection reaches past the take's file (the item is "
@@ -713,6 +817,16 @@ function M.inpaint_action(variations)
           info.label, s1 - s0, info.src_len, M.MIN_CONTEXT)
       else
         info.a, info.b, info.s0, info.s1 = a, b, math.max(s0, 0), math.min(s1, info.src_len)
+        if span.areas then
+          -- regions option: "s1:e1,s2:e2", seconds in the file, inside [start, end)
+          local parts = {}
+          for _, r in ipairs(span.areas) do
+            parts[#parts + 1] = M.fmt(math.max(M.to_source(info, r[1]), info.s0)) .. ":"
+              .. M.fmt(math.min(M.to_source(info, r[2]), info.s1))
+          end
+          info.regions = table.concat(parts, ",")
+          info.areas = span.areas
+        end
         targets[#targets + 1] = info
       end
     end
@@ -726,31 +840,47 @@ function M.inpaint_action(variations)
   local landing = M.setting("landing") == "item" and "item" or "take"
   local specs = {}
   for _, info in ipairs(targets) do
+    local grid = M.grid_at(info.a)
     local extra = { { "seed", tostring(seed) } }
     if variations > 1 then extra[#extra + 1] = { "variations", tostring(variations) } end
     if M.setting("prompt") ~= "" then extra[#extra + 1] = { "prompt", M.setting("prompt") } end
+    if info.regions then extra[#extra + 1] = { "regions", info.regions } end
+    if hit == "remove" then extra[#extra + 1] = { "hit", "remove" } end
     specs[#specs + 1] = {
       sub = "inpaint", info = info, label = info.label,
       positional = { info.path, M.fmt(info.s0), M.fmt(info.s1) },
-      opts = M.common_opts(grid, sr, M.downbeat_in_source(info, grid), extra),
+      opts = M.common_opts(grid, sr, M.downbeat_in_source(info, grid), extra, "inpaint"),
     }
   end
+  local where
+  if source == "razor" then
+    local n = 0
+    for _, info in ipairs(targets) do n = n + (info.areas and #info.areas or 1) end
+    where = string.format("%d razor area%s", n, n > 1 and "s" or "")
+  else
+    where = string.format("%.2f-%.2f s", targets[1].a, targets[1].b)
+  end
   M.run_batch {
-    title = string.format("Segue: %s %.2f-%.2f s (%d item%s)", what:lower(), s, e, #specs, #specs > 1 and "s" or ""),
+    title = string.format("Segue: %s %s (%d item%s)", what:lower(), where, #specs, #specs > 1 and "s" or ""),
     specs = specs,
     on_done = function(jobs)
-      M.land_all(jobs, "Segue: " .. what:lower() .. " time selection", 4, function(job, st)
-        local info = job.spec.info
-        M.check_length(st, info.b - info.a, sr)
-        local name = string.format("Segue %s seed %d", what:lower(), seed)
-        if landing == "item" then
-          M.new_item(info.track, info.a, info.b - info.a, st.paths, name)
-        else
-          M.land_as_takes(info.item, info.a, info.b, st.paths, name)
-        end
-      end)
+      M.land_all(jobs, "Segue: " .. what:lower() .. (source == "razor" and " razor areas" or " time selection"), 4,
+        function(job, st)
+          local info = job.spec.info
+          M.check_length(st, info.b - info.a, sr)
+          local name = string.format("Segue %s seed %d", what:lower(), seed)
+          if landing == "item" then
+            M.new_item(info.track, info.a, info.b - info.a, st.paths, name)
+          else
+            M.land_as_takes(info.item, info.a, info.b, st.paths, name)
+          end
+        end)
     end,
   }
+end
+
+function M.remove_hit_action()
+  return M.inpaint_action(1, "remove")
 end
 
 function M.variations_action()
@@ -796,7 +926,7 @@ function M.continue_action()
     specs[#specs + 1] = {
       sub = "continue", info = info, label = info.label,
       positional = { info.path, M.fmt(info.at), M.fmt(bars) },
-      opts = M.common_opts(grid, sr, M.downbeat_in_source(info, grid), { { "seed", tostring(seed) } }),
+      opts = M.common_opts(grid, sr, M.downbeat_in_source(info, grid), { { "seed", tostring(seed) } }, "continue"),
     }
   end
   M.run_batch {
@@ -837,7 +967,7 @@ function M.generate_action()
   M.run_batch {
     title = string.format("Segue: generate %.2f bars", bars),
     specs = { { sub = "generate", label = M.track_label(track), positional = { M.fmt(bars) },
-                opts = M.common_opts(grid, sr, nil, extra) } },
+                opts = M.common_opts(grid, sr, nil, extra, "generate") } },
     on_done = function(jobs)
       M.land_all(jobs, "Segue: generate into time selection", 4, function(job, st)
         M.check_length(st, e - s, sr)
@@ -861,7 +991,9 @@ M.SETTINGS_FIELDS = {
   { "exe", "Segue program (full path)" },
   { "host", "Engine host" },
   { "port", "Engine port" },
-  { "backend", "Backend (blank: engine's)" },
+  { "backend_inpaint", "Backend: inpaint (blank: engine's)" },
+  { "backend_continue", "Backend: continue (blank: engine's)" },
+  { "backend_generate", "Backend: generate (blank: engine's)" },
   { "token", "Token (blank: none)" },
   { "prompt", "Default prompt" },
   { "landing", "Land results as: take / item" },
@@ -901,11 +1033,13 @@ function M.settings_action()
   if not nv or nv < 2 or nv > 8 or nv ~= math.floor(nv) then problems[#problems + 1] = "Variations must be 2-8." end
   if new.seed ~= "" and not (tonumber(new.seed) and tonumber(new.seed) >= 0) then problems[#problems + 1] = "Seed must be blank or a whole number." end
   if new.exe == "" then new.exe = M.DEFAULTS.exe end
-  for _, key in ipairs({ "exe", "host", "token", "prompt", "out", "backend" }) do
+  for _, key in ipairs({ "exe", "host", "token", "prompt", "out", "backend_inpaint", "backend_continue",
+                         "backend_generate" }) do
     if new[key]:find('"', 1, true) then problems[#problems + 1] = "No double quotes please (" .. key .. ")." end
   end
   if #problems > 0 then M.msg("Settings not saved:\n\n" .. table.concat(problems, "\n")); return false end
   for _, f in ipairs(M.SETTINGS_FIELDS) do M.set_setting(f[1], new[f[1]]) end
+  M.set_setting("backend", "")  -- the per-action fields replace the old single one
   M.log("settings saved")
   return true
 end

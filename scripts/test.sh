@@ -22,7 +22,10 @@ if [ ! -x .venv/bin/python ] && ! python3 -c "import ensurepip, venv" >/dev/null
     $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-venv
 fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
-# torch pinned to the CPU wheel first, so nothing pulls the CUDA build.
+# torch pinned before anything can pull it in unpinned. On the CI machines `torch==2.13.0` resolves to
+# a CPU wheel kept on disk; PyTorch's own CPU index is not reachable there (pip spends ~2 min retrying
+# it), so it is not asked. On stock PyPI for Linux x86_64 this pin is the CUDA build: README.md
+# ("Neural backends") tells users how to get the CPU build (--index-url .../whl/cpu) or a CUDA one.
 .venv/bin/pip install -q --disable-pip-version-check torch==2.13.0
 .venv/bin/pip install -q --disable-pip-version-check -e '.[test,neural]'
 # stable-audio-tools is a test-only oracle for the sao-small parity tests: no dependencies.
@@ -33,6 +36,9 @@ fi
 [ -f .venv/sat-0.0.20/stable_audio_tools/__init__.py ] || .venv/bin/pip install -q --disable-pip-version-check \
     --no-deps --ignore-requires-python --target .venv/sat-0.0.20 stable-audio-tools==0.0.20
 .venv/bin/pip install -q --disable-pip-version-check --no-deps einops-exts alias-free-torch==0.0.6
+
+# The real audio/MIDI path for the `segue jam` tests: JACK (dummy driver), PortAudio, python-rtmidi, JACK-Client.
+scripts/jack.sh install .venv/bin/python
 
 set +e
 .venv/bin/python -m pytest "$@"

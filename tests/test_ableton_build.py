@@ -104,12 +104,18 @@ def test_patch_wiring(built):
                                      for l in patcher["patcher"]["lines"]) if d[0] == js]
     words = {b["text"].split()[-1] if b["maxclass"] == "newobj" else b["text"] for b in into_js
              if b["maxclass"] in ("message",) or b.get("text", "").startswith("prepend")}
-    assert words == {"continue_clip", "inpaint", "generate", "cancel", "bars", "variations", "seed", "prompt", "sr"}
+    assert words == {"continue_clip", "inpaint", "generate", "cancel", "bars", "variations", "seed", "prompt", "sr",
+                     "engine_host", "engine_port", "hit", "locator_regions", "backend_inpaint", "backend_continue",
+                     "backend_generate"}
     assert words <= defined
     ui = {b.get("text") for b in bx.values() if b["maxclass"] == "live.text"}
     assert ui == {"Continue", "Inpaint", "Generate", "Cancel"}
     nums = {b["varname"]: b["saved_attribute_attributes"]["valueof"] for b in bx.values() if b["maxclass"] == "live.numbox"}
     assert (nums["segue_bars"]["parameter_mmin"], nums["segue_bars"]["parameter_mmax"], nums["segue_bars"]["parameter_initial"]) == (1, 32, [4])
     assert (nums["segue_variations"]["parameter_mmin"], nums["segue_variations"]["parameter_mmax"]) == (1, 4)
+    assert (nums["segue_port"]["parameter_mmin"], nums["segue_port"]["parameter_mmax"], nums["segue_port"]["parameter_initial"]) \
+        == (1, 65535, [9137])    # the engine's port, settable in the device (saved with the set)
+    host = next(b for b in bx.values() if b.get("varname") == "segue_host")
+    assert host["maxclass"] == "textedit" and host["text"] == "127.0.0.1"
     assert patcher["patcher"]["openinpresentation"] == 1
     assert all("presentation_rect" in b for b in bx.values() if b["maxclass"] in ("live.text", "live.numbox", "textedit"))

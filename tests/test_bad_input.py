@@ -204,15 +204,16 @@ def test_parse_accepts_every_number_type():
 # ---- fuzz: random messages and raw bytes at a running engine -------------------
 
 ADDRESSES = ["/segue/inpaint", "/segue/continue", "/segue/generate", "/segue/cancel", "/segue/ping",
-             "/segue/status", "/segue/x", "/", "/segue/inpaint/extra"]
+             "/segue/status", "/segue/result", "/segue/x", "/", "/segue/inpaint/extra"]
 KEYS = ["bpm", "sig", "sr", "downbeat", "prompt", "seed", "variations", "out", "reply_port", "reply_host",
-        "backend", "token", "timeout", "detail", "bogus"]
+        "backend", "token", "timeout", "detail", "regions", "hit", "bogus"]
 values = st.one_of(
     st.integers(-2**31, 2**31 - 1),
     st.floats(allow_nan=True, allow_infinity=True, width=32),
     st.floats(allow_nan=False, width=64).map(Double),
     st.text(max_size=40).filter(lambda s: "\x00" not in s),
-    st.sampled_from(KEYS + ["/tmp", "/etc/passwd", "/tmp/../etc", "..", "127.0.0.1", "0.0.0.0", "4/4", "7/8"]),
+    st.sampled_from(KEYS + ["/tmp", "/etc/passwd", "/tmp/../etc", "..", "127.0.0.1", "0.0.0.0", "4/4", "7/8",
+                            "1:2", "0.5:1,1:1.5", "2:1", "replace", "remove"]),
 )
 
 

@@ -63,7 +63,9 @@ def drum_loop(seconds: float, sr: int, bpm: float, num: int, den: int, channels:
         beat = k % num
         for hit in ([kick] if beat == 0 else [snare] if beat in (3, 5) else []) + [hat]:
             m = min(len(hit), n - s)
-            out[s:s + m] += hit[:m].astype(np.float32)
+            # played, not pasted: each hit's level varies, so no two bars are sample-identical and dsp
+            # can offer distinct takes (an exactly repeating loop honestly gets fewer)
+            out[s:s + m] += (rng.uniform(0.6, 1.0) * hit[:m]).astype(np.float32)
         k += 1
     board = Pedalboard([Compressor(threshold_db=-12, ratio=3), Reverb(room_size=0.2, wet_level=0.1)])
     stereo = np.stack([out, np.roll(out, 7)])[:channels]
@@ -237,3 +239,12 @@ def test_autostart_runs_segue_serve_then_the_request(live_engine, loop, tmp_path
     finally:
         for pid in _pids_with("--port", port, str(out)):
             os.kill(pid, 15)
+
+
+def test_localhost_in_the_settings_reaches_the_engine(live_engine, loop, tmp_path):
+    rep = run(tmp_path, "continue", project(loop, (0.0, 0.0)), settings(live_engine, host="localhost"),
+              inputs=[{"ok": True, "values": "1"}])
+    assert rep["messages"] == [], rep["messages"]
+    orig, new = h.items(rep)
+    check_landed(new["takes"][0], live_engine, BAR)
+    assert h.argv_options(next(e["argv"] for e in rep["exec"] if e["argv"][1] == "continue"))["host"] == "localhost"

@@ -83,7 +83,7 @@ def test_every_script_compiles_with_luac():
     luac = shutil.which("luac5.4")
     assert luac, "luac5.4 missing (Debian package lua5.4)"
     scripts = sorted(h.SCRIPTS.glob("*.lua"))
-    assert len(scripts) == 7
+    assert len(scripts) == 8
     for s in scripts:
         proc = subprocess.run([luac, "-p", str(s)], capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
@@ -449,13 +449,13 @@ def test_cancel_action_with_nothing_running(env):
 # ---------------------------------------------------------------- settings
 
 def test_settings_are_saved_and_used(env):
-    values = "\n".join([str(env.ext["exe"]), "127.0.0.1", "9555", "dsp", "", "", "item", "y",
+    values = "\n".join([str(env.ext["exe"]), "localhost", "9555", "dsp", "", "", "", "", "item", "y",
                         str(env.path / "renders"), "2", "5", "42"])
     rep = env.run("settings", project(env.src), inputs=[{"ok": True, "values": values}])
     assert rep["errors"] == [] and rep["messages"] == []
     saved = rep["extstate"]["Segue"]
-    assert (saved["port"], saved["backend"], saved["landing"], saved["autostart"], saved["seed"]) == \
-        ("9555", "dsp", "item", "1", "42")
+    assert (saved["host"], saved["port"], saved["backend_inpaint"], saved["landing"], saved["autostart"],
+            saved["seed"]) == ("localhost", "9555", "dsp", "item", "1", "42")
     assert "separator=\n" in rep["inputs_asked"][0]["captions"]
     # the next action uses them
     rep = env.run("inpaint", project(env.src), ext=saved)
@@ -466,7 +466,7 @@ def test_settings_are_saved_and_used(env):
 
 
 def test_settings_with_a_bad_port_are_not_saved(env):
-    values = "\n".join(["segue", "127.0.0.1", "99999", "", "", "", "take", "n", "", "4", "4", ""])
+    values = "\n".join(["segue", "127.0.0.1", "99999", "", "", "", "", "", "take", "n", "", "4", "4", ""])
     rep = env.run("settings", project(env.src), inputs=[{"ok": True, "values": values}])
     assert rep["errors"] == []
     assert "port" in rep["messages"][0]["msg"]
@@ -500,3 +500,78 @@ def test_reapack_index_is_valid_and_lists_every_script():
 def test_reapack_index_is_up_to_date():
     proc = subprocess.run([sys.executable, str(h.SCRIPTS / "make_index.py"), "--check"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+# ---------------------------------------------------------------- razor edits (several regions, one request)
+
+def test_razor_areas_on_one_track_go_as_one_request_with_regions(env):
+    # two razor areas on the media lane, one on an envelope lane (ignored); no time selection
+    tracks = [{"name": "Drums", "selected": False,
+               "razor": '12.0 12.5 "" 13.0 14.0 "" 12.2 12.4 "{ENV-GUID}"',
+               "items": [{"position": 2.0, "length": 18.0, "takes": [{"file": str(env.src), "startoffs": 1.5}]}]}]
+    rep = env.run("inpaint", project(env.src, sel=None, tracks=tracks))
+    assert_clean(rep)
+    (argv,) = env.calls("inpaint")
+    assert float(argv[2]) == pytest.approx(11.5) and float(argv[3]) == pytest.approx(13.5)   # the whole span
+    regions = [tuple(float(x) for x in r.split(":")) for r in h.argv_options(argv)["regions"].split(",")]
+    assert regions == [pytest.approx((11.5, 12.0)), pytest.approx((12.5, 13.5))]             # file seconds
+    left, mid, right = h.items(rep)
+    assert approx(mid["position"], 12.0) and approx(mid["length"], 2.0)                       # one item over the span
+    assert mid["takes"][1]["source_frames"] == 2 * PROJECT_SR
+    assert "razor" in rep["undo"][0]["desc"]
+    assert_one_undo_block(rep, "inpaint")
+
+
+def test_one_razor_area_is_a_plain_inpaint_and_areas_across_items_are_refused(env):
+    tracks = [{"name": "Drums", "selected": False, "razor": '12.0 12.5 ""',
+               "items": [{"position": 2.0, "length": 18.0, "takes": [{"file": str(env.src), "startoffs": 1.5}]}]}]
+    rep = env.run("inpaint", project(env.src, sel=None, tracks=tracks))
+    assert_clean(rep)
+    assert "regions" not in h.argv_options(env.calls("inpaint")[0])
+    tracks = [{"name": "Drums", "selected": False, "razor": '3.0 3.5 "" 12.0 12.5 ""',
+               "items": [{"position": 2.0, "length": 5.0, "takes": [{"file": str(env.src), "startoffs": 0.0}]},
+                         {"position": 10.0, "length": 5.0, "takes": [{"file": str(env.src), "startoffs": 0.0}]}]}]
+    rep = env.run("inpaint", project(env.src, sel=None, tracks=tracks))
+    expect_message(rep, "razor-edit areas must lie inside one audio item", 'track 1 "Drums"')
+    assert len(env.calls("inpaint")) == 1
+
+
+# ---------------------------------------------------------------- hit mode, backend per action
+
+def test_remove_hit_action_sends_hit_remove(env):
+    rep = env.run("remove_hit", project(env.src, sel=(12.0, 12.09)))
+    assert_clean(rep)
+    opts = h.argv_options(env.calls("inpaint")[0])
+    assert opts["hit"] == "remove"
+    assert_one_undo_block(rep, "remove hit")
+    # plain Inpaint leaves the choice to the engine's default (replace the hit)
+    env.run("inpaint", project(env.src, sel=(12.0, 12.09)))
+    assert "hit" not in h.argv_options(env.calls("inpaint")[1])
+
+
+def test_backend_per_action_and_autostart_loads_them(env):
+    ext = {"backend_inpaint": "sa3-small", "backend_continue": "musicgen-small", "backend_generate": "",
+           "autostart": "1"}
+    rep = env.run("inpaint", project(env.src), mode="autostart", ext=ext)
+    assert_clean(rep)
+    assert h.argv_options(env.calls("inpaint")[0])["backend"] == "sa3-small"
+    assert h.argv_options(env.calls("serve")[0])["backend"] == "sa3-small,musicgen-small"
+    item = {"position": 2.0, "length": 10.0, "selected": True, "takes": [{"file": str(env.src), "startoffs": 1.5}]}
+    env.run("continue", project(env.src, sel=None, item=item), ext=ext, inputs=[{"ok": True, "values": "2"}])
+    assert h.argv_options(env.calls("continue")[0])["backend"] == "musicgen-small"
+    tracks = [{"name": "Gen", "selected": True, "items": []}]
+    env.run("generate", project(env.src, tracks=tracks), mode="neural", ext=ext, inputs=[{"ok": True, "values": "x"}])
+    assert "backend" not in h.argv_options(env.calls("generate")[0])   # blank: the engine's first
+
+
+# ---------------------------------------------------------------- the engine goes away
+
+def test_engine_shutdown_is_shown_not_swallowed(env):
+    rep = env.run("inpaint", project(env.src), mode="shutdown")
+    expect_message(rep, "engine shutting down", "segue serve")
+    assert len(h.items(rep)) == 1
+
+
+def test_engine_that_stopped_answering_is_shown(env):
+    rep = env.run("inpaint", project(env.src), mode="gone")
+    expect_message(rep, "stopped answering")

@@ -1055,6 +1055,500 @@
      ],
      "ignoreclick": 1
     }
+   },
+   {
+    "box": {
+     "id": "obj-45",
+     "maxclass": "comment",
+     "text": "Host",
+     "numinlets": 1,
+     "numoutlets": 0,
+     "presentation": 1,
+     "presentation_rect": [
+      6.0,
+      168.0,
+      30.0,
+      18.0
+     ],
+     "patching_rect": [
+      600.0,
+      520.0,
+      40.0,
+      18.0
+     ],
+     "fontsize": 10.0
+    }
+   },
+   {
+    "box": {
+     "id": "obj-46",
+     "maxclass": "textedit",
+     "numinlets": 1,
+     "numoutlets": 4,
+     "outlettype": [
+      "",
+      "int",
+      "",
+      ""
+     ],
+     "presentation": 1,
+     "presentation_rect": [
+      36.0,
+      168.0,
+      90.0,
+      18.0
+     ],
+     "patching_rect": [
+      640.0,
+      520.0,
+      100.0,
+      20.0
+     ],
+     "fontsize": 10.0,
+     "lines": 1,
+     "keymode": 1,
+     "text": "127.0.0.1",
+     "varname": "segue_host"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-47",
+     "maxclass": "newobj",
+     "text": "prepend engine_host",
+     "numinlets": 1,
+     "numoutlets": 1,
+     "outlettype": [
+      ""
+     ],
+     "patching_rect": [
+      640.0,
+      546.0,
+      110.0,
+      22.0
+     ]
+    }
+   },
+   {
+    "box": {
+     "id": "obj-48",
+     "maxclass": "comment",
+     "text": "Port",
+     "numinlets": 1,
+     "numoutlets": 0,
+     "presentation": 1,
+     "presentation_rect": [
+      130.0,
+      168.0,
+      30.0,
+      18.0
+     ],
+     "patching_rect": [
+      760.0,
+      520.0,
+      40.0,
+      18.0
+     ],
+     "fontsize": 10.0
+    }
+   },
+   {
+    "box": {
+     "id": "obj-49",
+     "maxclass": "live.numbox",
+     "varname": "segue_port",
+     "numinlets": 1,
+     "numoutlets": 2,
+     "outlettype": [
+      "",
+      "float"
+     ],
+     "parameter_enable": 1,
+     "presentation": 1,
+     "presentation_rect": [
+      160.0,
+      168.0,
+      50.0,
+      17.0
+     ],
+     "patching_rect": [
+      800.0,
+      520.0,
+      50.0,
+      17.0
+     ],
+     "saved_attribute_attributes": {
+      "valueof": {
+       "parameter_longname": "segue_port",
+       "parameter_shortname": "Port",
+       "parameter_type": 1,
+       "parameter_mmin": 1.0,
+       "parameter_mmax": 65535.0,
+       "parameter_initial_enable": 1,
+       "parameter_initial": [
+        9137
+       ],
+       "parameter_unitstyle": 0
+      }
+     }
+    }
+   },
+   {
+    "box": {
+     "id": "obj-50",
+     "maxclass": "newobj",
+     "text": "prepend engine_port",
+     "numinlets": 1,
+     "numoutlets": 1,
+     "outlettype": [
+      ""
+     ],
+     "patching_rect": [
+      800.0,
+      546.0,
+      100.0,
+      22.0
+     ]
+    }
+   },
+   {
+    "box": {
+     "id": "obj-51",
+     "maxclass": "comment",
+     "text": "Hit",
+     "numinlets": 1,
+     "numoutlets": 0,
+     "presentation": 1,
+     "presentation_rect": [
+      6.0,
+      190.0,
+      24.0,
+      18.0
+     ],
+     "patching_rect": [
+      600.0,
+      580.0,
+      40.0,
+      18.0
+     ],
+     "fontsize": 10.0
+    }
+   },
+   {
+    "box": {
+     "id": "obj-52",
+     "maxclass": "live.menu",
+     "varname": "segue_hit",
+     "numinlets": 1,
+     "numoutlets": 3,
+     "outlettype": [
+      "",
+      "",
+      ""
+     ],
+     "parameter_enable": 1,
+     "presentation": 1,
+     "presentation_rect": [
+      30.0,
+      190.0,
+      64.0,
+      15.0
+     ],
+     "patching_rect": [
+      640.0,
+      580.0,
+      80.0,
+      15.0
+     ],
+     "saved_attribute_attributes": {
+      "valueof": {
+       "parameter_longname": "segue_hit",
+       "parameter_shortname": "Hit",
+       "parameter_type": 2,
+       "parameter_enum": [
+        "replace",
+        "remove"
+       ],
+       "parameter_initial_enable": 1,
+       "parameter_initial": [
+        0
+       ]
+      }
+     }
+    }
+   },
+   {
+    "box": {
+     "id": "obj-53",
+     "maxclass": "newobj",
+     "text": "prepend hit",
+     "numinlets": 1,
+     "numoutlets": 1,
+     "outlettype": [
+      ""
+     ],
+     "patching_rect": [
+      640.0,
+      602.0,
+      80.0,
+      22.0
+     ]
+    }
+   },
+   {
+    "box": {
+     "id": "obj-54",
+     "maxclass": "live.toggle",
+     "varname": "segue_locator_regions",
+     "numinlets": 1,
+     "numoutlets": 1,
+     "outlettype": [
+      ""
+     ],
+     "parameter_enable": 1,
+     "presentation": 1,
+     "presentation_rect": [
+      100.0,
+      191.0,
+      15.0,
+      15.0
+     ],
+     "patching_rect": [
+      740.0,
+      580.0,
+      15.0,
+      15.0
+     ],
+     "saved_attribute_attributes": {
+      "valueof": {
+       "parameter_longname": "segue_locator_regions",
+       "parameter_shortname": "Locators",
+       "parameter_type": 2,
+       "parameter_enum": [
+        "off",
+        "on"
+       ],
+       "parameter_initial_enable": 1,
+       "parameter_initial": [
+        0
+       ]
+      }
+     }
+    }
+   },
+   {
+    "box": {
+     "id": "obj-55",
+     "maxclass": "comment",
+     "text": "Locator pairs = regions",
+     "numinlets": 1,
+     "numoutlets": 0,
+     "presentation": 1,
+     "presentation_rect": [
+      116.0,
+      190.0,
+      138.0,
+      18.0
+     ],
+     "patching_rect": [
+      760.0,
+      580.0,
+      140.0,
+      18.0
+     ],
+     "fontsize": 10.0
+    }
+   },
+   {
+    "box": {
+     "id": "obj-56",
+     "maxclass": "newobj",
+     "text": "prepend locator_regions",
+     "numinlets": 1,
+     "numoutlets": 1,
+     "outlettype": [
+      ""
+     ],
+     "patching_rect": [
+      740.0,
+      602.0,
+      120.0,
+      22.0
+     ]
+    }
+   },
+   {
+    "box": {
+     "id": "obj-57",
+     "maxclass": "comment",
+     "text": "Backend: inpaint / continue / generate",
+     "numinlets": 1,
+     "numoutlets": 0,
+     "presentation": 1,
+     "presentation_rect": [
+      6.0,
+      210.0,
+      248.0,
+      18.0
+     ],
+     "patching_rect": [
+      600.0,
+      640.0,
+      220.0,
+      18.0
+     ],
+     "fontsize": 10.0
+    }
+   },
+   {
+    "box": {
+     "id": "obj-58",
+     "maxclass": "textedit",
+     "numinlets": 1,
+     "numoutlets": 4,
+     "outlettype": [
+      "",
+      "int",
+      "",
+      ""
+     ],
+     "presentation": 1,
+     "presentation_rect": [
+      6.0,
+      228.0,
+      80.0,
+      18.0
+     ],
+     "patching_rect": [
+      600.0,
+      660.0,
+      100.0,
+      20.0
+     ],
+     "fontsize": 10.0,
+     "lines": 1,
+     "keymode": 1,
+     "text": "",
+     "varname": "segue_backend_inpaint"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-59",
+     "maxclass": "newobj",
+     "text": "prepend backend_inpaint",
+     "numinlets": 1,
+     "numoutlets": 1,
+     "outlettype": [
+      ""
+     ],
+     "patching_rect": [
+      600.0,
+      686.0,
+      110.0,
+      22.0
+     ]
+    }
+   },
+   {
+    "box": {
+     "id": "obj-60",
+     "maxclass": "textedit",
+     "numinlets": 1,
+     "numoutlets": 4,
+     "outlettype": [
+      "",
+      "int",
+      "",
+      ""
+     ],
+     "presentation": 1,
+     "presentation_rect": [
+      90.0,
+      228.0,
+      80.0,
+      18.0
+     ],
+     "patching_rect": [
+      710.0,
+      660.0,
+      100.0,
+      20.0
+     ],
+     "fontsize": 10.0,
+     "lines": 1,
+     "keymode": 1,
+     "text": "",
+     "varname": "segue_backend_continue"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-61",
+     "maxclass": "newobj",
+     "text": "prepend backend_continue",
+     "numinlets": 1,
+     "numoutlets": 1,
+     "outlettype": [
+      ""
+     ],
+     "patching_rect": [
+      710.0,
+      686.0,
+      110.0,
+      22.0
+     ]
+    }
+   },
+   {
+    "box": {
+     "id": "obj-62",
+     "maxclass": "textedit",
+     "numinlets": 1,
+     "numoutlets": 4,
+     "outlettype": [
+      "",
+      "int",
+      "",
+      ""
+     ],
+     "presentation": 1,
+     "presentation_rect": [
+      174.0,
+      228.0,
+      80.0,
+      18.0
+     ],
+     "patching_rect": [
+      820.0,
+      660.0,
+      100.0,
+      20.0
+     ],
+     "fontsize": 10.0,
+     "lines": 1,
+     "keymode": 1,
+     "text": "",
+     "varname": "segue_backend_generate"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-63",
+     "maxclass": "newobj",
+     "text": "prepend backend_generate",
+     "numinlets": 1,
+     "numoutlets": 1,
+     "outlettype": [
+      ""
+     ],
+     "patching_rect": [
+      820.0,
+      686.0,
+      110.0,
+      22.0
+     ]
+    }
    }
   ],
   "lines": [
@@ -1534,6 +2028,174 @@
      ],
      "destination": [
       "obj-44",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-47",
+      0
+     ],
+     "destination": [
+      "obj-7",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-46",
+      0
+     ],
+     "destination": [
+      "obj-47",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-50",
+      0
+     ],
+     "destination": [
+      "obj-7",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-49",
+      0
+     ],
+     "destination": [
+      "obj-50",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-53",
+      0
+     ],
+     "destination": [
+      "obj-7",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-52",
+      0
+     ],
+     "destination": [
+      "obj-53",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-56",
+      0
+     ],
+     "destination": [
+      "obj-7",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-54",
+      0
+     ],
+     "destination": [
+      "obj-56",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-59",
+      0
+     ],
+     "destination": [
+      "obj-7",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-58",
+      0
+     ],
+     "destination": [
+      "obj-59",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-61",
+      0
+     ],
+     "destination": [
+      "obj-7",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-60",
+      0
+     ],
+     "destination": [
+      "obj-61",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-63",
+      0
+     ],
+     "destination": [
+      "obj-7",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-62",
+      0
+     ],
+     "destination": [
+      "obj-63",
       0
      ]
     }

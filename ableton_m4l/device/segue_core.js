@@ -65,6 +65,13 @@ var WARP_TEMPO_TOLERANCE = 1e-6;
 
 function fail(code, message) { return { ok: false, code: code, message: message }; }
 
+function copyWith(obj, key, value) {
+    var out = {};
+    for (var k in obj) if (obj.hasOwnProperty(k)) out[k] = obj[k];
+    out[key] = value;
+    return out;
+}
+
 function fmt(x, digits) { return Number(x).toFixed(digits === undefined ? 3 : digits); }
 
 // Piecewise-linear beat -> seconds through warp markers (as the LOM documents
@@ -183,6 +190,8 @@ function commonOptions(song, opts) {
     if (opts.variations && opts.variations > 1) a.push(S("variations"), I(opts.variations));
     if (opts.prompt) a.push(S("prompt"), S(opts.prompt));
     if (opts.backend) a.push(S("backend"), S(opts.backend));
+    if (opts.hit === "remove") a.push(S("hit"), S("remove")); // "replace" is the engine's default
+    if (opts.regions) a.push(S("regions"), S(opts.regions));
     if (opts.replyPort) a.push(S("reply_port"), I(opts.replyPort));
     // Max's [udpreceive] may not decode OSC float64: ask for float32-only replies.
     a.push(S("f32"), I(1));
@@ -236,6 +245,7 @@ function planInpaint(song, clip, opts) {
     if (s32 < 0) s32 = 0;
     if (map.duration !== null && e32 > map.duration) e32 -= float32Step(e32);
     var id = opts.id || newRequestId();
+    if (opts.regionBeats) opts = copyWith(opts, "regions", regionsOption(map, opts.regionBeats, s32, e32));
     var args = [S(id), S(clip.file_path), F(s32), F(e32)]
         .concat([S("downbeat"), F(downbeatInFile(map, song))])
         .concat(commonOptions(song, opts));
@@ -328,8 +338,14 @@ function parseReply(address, values) {
     }
 }
 
-// Human text for an error reply, with the fix where there is one.
-function errorText(code, message) {
+// Human text for an error reply, with the fix where there is one. userCancelled: the
+// user pressed Cancel (a `cancelled` the user did not ask for is the engine's, e.g. at shutdown).
+function errorText(code, message, userCancelled) {
+    if (code === "cancelled" && !userCancelled)
+        return "The engine cancelled the request (" + (message || "no reason given") + "): start it again " +
+               "(segue serve) and retry. [cancelled]";
+    if (code === "lost")
+        return "The engine's answer was lost and it cannot send it again: try again. [lost] " + (message || "");
     var hints = {
         unsupported: "This engine's backend cannot do that (the dsp backend cannot Generate).",
         busy: "The engine's queue is full: wait, or Cancel something.",
@@ -342,6 +358,51 @@ function errorText(code, message) {
 }
 
 var ENGINE_HELP = "Engine not running. Start it in a terminal: segue serve   (default port " + PROTOCOL_PORT + ")";
+
+// The same, for the host and port set in the device.
+function engineHelp(host, port) {
+    var cmd = "segue serve" + (port && port !== PROTOCOL_PORT ? " --port " + port : "");
+    return "Engine not running at " + (host || "127.0.0.1") + ":" + (port || PROTOCOL_PORT) +
+           ". Start it in a terminal: " + cmd;
+}
+
+// ---------------------------------------------------------------- paths handed to Live
+
+// Live's LOM reference (Track/TakeLane/ClipSlot.create_audio_clip) asks for an absolute
+// path that, on a Mac, starts with /Volumes/<drive name>/. The engine reports POSIX
+// paths: on the start-up disk they lack that prefix (/Users/...), on other drives they
+// already have it (/Volumes/Ext/...). os: Max's max.os ("macintosh" | "windows");
+// bootVolume: the start-up disk's name (e.g. "Macintosh HD").
+function livePath(path, os, bootVolume) {
+    path = String(path);
+    if (os !== "macintosh" || path.charAt(0) !== "/" || path.indexOf("/Volumes/") === 0) return path;
+    return "/Volumes/" + (bootVolume || "Macintosh HD") + path;
+}
+
+// The POSIX form of a path Live reports (either form), for comparing with ours.
+function posixPath(path, bootVolume) {
+    path = String(path);
+    var prefix = "/Volumes/" + (bootVolume || "Macintosh HD") + "/";
+    return path.indexOf(prefix) === 0 ? path.substring(prefix.length - 1) : path;
+}
+
+// The start-up disk's name from a Max-format path ("Macintosh HD:/Users/...") such as
+// this.patcher.filepath, or "" when it cannot tell.
+function volumeOfMaxPath(maxPath) {
+    var m = /^([^:\/]+):\//.exec(String(maxPath || ""));
+    return m ? m[1] : "";
+}
+
+// The regions option ("s1:e1,s2:e2", file seconds) for spans given in song beats, each
+// clipped to [start, end) of the request; spans outside are dropped. Null when fewer than two.
+function regionsOption(map, spansBeats, fileStart, fileEnd) {
+    var parts = [];
+    for (var i = 0; i < spansBeats.length; i++) {
+        var s = Math.max(map.toFile(spansBeats[i][0]), fileStart), e = Math.min(map.toFile(spansBeats[i][1]), fileEnd);
+        if (e - s > 1e-6) parts.push(s.toFixed(9) + ":" + e.toFixed(9));
+    }
+    return parts.length > 1 ? parts.join(",") : null;
+}
 
 // ---------------------------------------------------------------- placement
 
@@ -376,6 +437,11 @@ function clipName(kind, k, count) {
 
 exports.PROTOCOL_PORT = PROTOCOL_PORT;
 exports.ENGINE_HELP = ENGINE_HELP;
+exports.engineHelp = engineHelp;
+exports.livePath = livePath;
+exports.posixPath = posixPath;
+exports.volumeOfMaxPath = volumeOfMaxPath;
+exports.regionsOption = regionsOption;
 exports.fround32 = fround32;
 exports.float32Step = float32Step;
 exports.barQuarters = barQuarters;

@@ -14,6 +14,10 @@ var live = require("segue_live");
 
 var state = {
     sr: 0, bars: 4, variations: 1, seed: 0, prompt: "", backend: "",
+    host: "127.0.0.1", port: core.PROTOCOL_PORT,   // where the engine listens (the Host/Port fields)
+    hit: "replace",                                 // short selection over a drum hit: replace or remove it
+    backends: { inpaint: "", "continue": "", generate: "" }, // per action; "" = backend, else the engine's first
+    locatorRegions: 0,                              // 1: pairs of locators inside the brace = inpaint regions
     replyPort: 0, ready: false,
     job: null,            // {plan, trackPath, sentAt, accepted}
     lastReply: 0, lastStatusSent: 0, engineUp: false
@@ -37,6 +41,13 @@ function init() {
     // A random high port for replies, so two Segue devices in one set don't clash.
     state.replyPort = 49152 + Math.floor(Math.random() * 16000);
     outlet(1, "port", state.replyPort);
+    outlet(0, "host", state.host);
+    outlet(0, "port", state.port);
+    // Paths handed to Live on a Mac take the /Volumes/<start-up disk>/ form (LOM reference).
+    var os = typeof max !== "undefined" && max.os ? String(max.os) : "";
+    var disk = "";
+    try { disk = core.volumeOfMaxPath(this.patcher.filepath); } catch (e) { disk = ""; }
+    live.setPathStyle(os, state.bootVolume || disk);
     status("Inpaint uses the loop brace (Live's API has no time selection).");
     poller.interval = 2000;
     poller.repeat();
@@ -49,9 +60,9 @@ var poller = new Task(poll, this);
 function poll() {
     var t = now();
     if (state.lastStatusSent && state.lastReply < state.lastStatusSent && t - state.lastStatusSent > 3000) {
-        if (state.engineUp || state.lastReply === 0) ui("engine", core.ENGINE_HELP);
+        if (state.engineUp || state.lastReply === 0) ui("engine", help());
         state.engineUp = false;
-        if (state.job) failJob("The engine stopped answering. " + core.ENGINE_HELP);
+        if (state.job) failJob("The engine stopped answering. " + help());
     }
     if (!state.lastStatusSent || state.lastReply >= state.lastStatusSent || t - state.lastStatusSent > 3000) {
         state.lastStatusSent = t;
@@ -67,6 +78,35 @@ function variations(v) { state.variations = Math.max(1, Math.min(4, Math.round(v
 function seed(v) { state.seed = Math.max(0, Math.round(v)); }
 function prompt() { state.prompt = arrayfromargs(arguments).join(" "); }
 function backend(name) { state.backend = name ? String(name) : ""; }
+function backend_inpaint(name) { state.backends.inpaint = name ? String(name) : ""; }
+function backend_continue(name) { state.backends["continue"] = name ? String(name) : ""; }
+function backend_generate(name) { state.backends.generate = name ? String(name) : ""; }
+// live.menu sends the item index (0 replace, 1 remove); a symbol works too.
+function hit(v) { state.hit = (v === 1 || v === "remove") ? "remove" : "replace"; }
+function locator_regions(v) { state.locatorRegions = v ? 1 : 0; }
+function boot_volume(name) { state.bootVolume = name ? arrayfromargs(arguments).join(" ") : ""; init_paths(); }
+function init_paths() {
+    var os = typeof max !== "undefined" && max.os ? String(max.os) : "";
+    live.setPathStyle(os, state.bootVolume || "");
+}
+
+// Host and port of the engine (the device's fields): [udpsend] is told at once.
+function engine_host(name) {
+    var h = name ? String(name) : "127.0.0.1";
+    state.host = h;
+    outlet(0, "host", h);
+    state.lastReply = 0; state.lastStatusSent = 0; state.engineUp = false;
+    ui("engine", "Engine: checking " + h + ":" + state.port + "...");
+}
+function engine_port(n) {
+    var p = Math.round(Number(n));
+    if (!(p >= 1 && p <= 65535)) { status("Port must be 1-65535."); return; }
+    state.port = p;
+    outlet(0, "port", p);
+    state.lastReply = 0; state.lastStatusSent = 0; state.engineUp = false;
+    ui("engine", "Engine: checking " + state.host + ":" + p + "...");
+}
+function help() { return core.engineHelp(state.host, state.port); }
 
 function continue_clip() { start("continue"); }
 function inpaint() { start("inpaint"); }
@@ -74,6 +114,7 @@ function generate() { start("generate"); }
 
 function cancel() {
     if (!state.job) { status("Nothing to cancel."); return; }
+    state.job.cancelRequested = true;
     send(core.simpleRequest("/segue/cancel", state.job.plan.id, state.replyPort));
     status("Cancelling...");
 }
@@ -83,12 +124,24 @@ function cancel() {
 function start(kind) {
     if (!state.ready) { status("Not ready yet."); return; }
     if (state.job) { status("Busy with " + state.job.plan.kind + ": wait or Cancel."); return; }
-    if (!state.engineUp) { ui("engine", core.ENGINE_HELP); status(core.ENGINE_HELP); return; }
+    if (!state.engineUp) { ui("engine", help()); status(help()); return; }
     var trackPath = live.deviceTrackPath(api);
     if (!trackPath) { status("Put Segue on an audio track (not a return or the main track)."); return; }
     var song = live.readSong(api, state.sr);
     var opts = { seed: state.seed, variations: state.variations, prompt: state.prompt,
-                 backend: state.backend, replyPort: state.replyPort };
+                 backend: state.backends[kind] || state.backend, replyPort: state.replyPort };
+    if (kind === "inpaint") {
+        opts.hit = state.hit;
+        if (state.locatorRegions) {
+            // Locators inside the brace, taken in pairs: each pair is one region.
+            var cues = live.readCuePoints(api), inside = [];
+            for (var i = 0; i < cues.length; i++)
+                if (cues[i] >= song.loop_start - 1e-9 && cues[i] <= song.loop_start + song.loop_length + 1e-9) inside.push(cues[i]);
+            var pairs = [];
+            for (var j = 0; j + 1 < inside.length; j += 2) pairs.push([inside[j], inside[j + 1]]);
+            if (pairs.length > 1) opts.regionBeats = pairs;
+        }
+    }
     var plan;
     if (kind === "continue") plan = core.planContinue(song, live.pickContinueClip(api, trackPath), state.bars, opts);
     else if (kind === "inpaint") plan = core.planInpaint(song, live.pickInpaintClip(api, trackPath, song), opts);
@@ -116,6 +169,13 @@ function anything() {
     state.lastReply = now();
     if (r.type === "status" || r.type === "pong") {
         state.engineUp = true;
+        var jb = state.job;
+        // Nothing queued and our accepted request not running, yet no final reply: it was
+        // lost on the way (UDP). Ask the engine to send it again.
+        if (r.type === "status" && jb && jb.accepted && r.queued === 0 && r.running !== jb.plan.id) {
+            jb.askedResult = true;
+            send(core.simpleRequest("/segue/result", jb.plan.id, state.replyPort));
+        }
         ui("engine", "Engine: " + r.backend + (r.type === "status" ? " | " + r.state + " | queue " + r.queued : ""));
         return;
     }
@@ -123,7 +183,15 @@ function anything() {
     if (!job || r.id !== job.plan.id) return; // a reply for an earlier request
     if (r.type === "accepted") { job.accepted = true; status(job.plan.kind + ": queued at " + r.position); }
     else if (r.type === "progress") { ui("progress", Math.round(r.fraction * 100)); status(job.plan.kind + ": " + r.stage); }
-    else if (r.type === "error") failJob(core.errorText(r.code, r.message));
+    else if (r.type === "error" && (r.code === "not_found" || r.code === "unknown_address") && job.askedResult &&
+             !job.cancelRequested) {
+        // The answer to /segue/result: not finished as far as the engine knows (or an engine without
+        // /segue/result). Twice, one poll apart, while it is idle: lost.
+        job.askedResult = false;
+        job.notFound = (job.notFound || 0) + 1;
+        if (job.notFound >= 2) failJob(core.errorText("lost", "the engine has no record of this request any more"));
+    }
+    else if (r.type === "error") failJob(core.errorText(r.code, r.message, job.cancelRequested));
     else if (r.type === "done") finish(job, r);
 }
 

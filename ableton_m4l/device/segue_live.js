@@ -136,6 +136,16 @@ function pickInpaintClip(api, trackPath, song) {
     return best;
 }
 
+// Locator (cue point) times in song beats, sorted. Pairs of locators inside the loop
+// brace mark the regions of a multi-region inpaint (Live has no multi-range selection).
+function readCuePoints(api) {
+    var n = api("live_set").getcount("cue_points");
+    var out = [];
+    for (var i = 0; i < n; i++) out.push(num(api("live_set cue_points " + i).get("time")));
+    out.sort(function (a, b) { return a - b; });
+    return out;
+}
+
 // ---------------------------------------------------------------- writing back
 
 // The created clip must play the file at natural speed: Live may create it
@@ -147,13 +157,20 @@ function finishClip(api, clipPath, name) {
     return clipPath;
 }
 
+// Paths handed to Live: on a Mac in the /Volumes/<drive>/ form the LOM asks for (see
+// core.livePath); set by the device from max.os and the start-up disk's name.
+var pathStyle = { os: "", bootVolume: "" };
+function setPathStyle(os, bootVolume) { pathStyle.os = os || ""; pathStyle.bootVolume = bootVolume || ""; }
+function forLive(path) { return core.livePath(path, pathStyle.os, pathStyle.bootVolume); }
+function samePath(a, b) { return core.posixPath(a, pathStyle.bootVolume) === core.posixPath(b, pathStyle.bootVolume); }
+
 function findClipAt(api, ownerPath, position, filePath) {
     var o = api(ownerPath);
     var n = o.getcount("arrangement_clips");
     for (var i = n - 1; i >= 0; i--) {
         var p = ownerPath + " arrangement_clips " + i;
         var c = api(p);
-        if (Math.abs(num(c.get("start_time")) - position) < 1e-6 && str(c.get("file_path")) === filePath) return p;
+        if (Math.abs(num(c.get("start_time")) - position) < 1e-6 && samePath(str(c.get("file_path")), filePath)) return p;
     }
     return null;
 }
@@ -164,7 +181,7 @@ function placeArrangement(api, trackPath, paths, position, names) {
     for (var k = 0; k < paths.length; k++) {
         var owner = trackPath;
         if (k === 0) {
-            track.call("create_audio_clip", paths[k], position);
+            track.call("create_audio_clip", forLive(paths[k]), position);
         } else {
             // Variations 2.. go on fresh take lanes under the track, where
             // Live's comping lets the user audition and pick.
@@ -173,7 +190,7 @@ function placeArrangement(api, trackPath, paths, position, names) {
             var lanes = track.getcount("take_lanes");
             if (lanes <= before) return { ok: false, made: made };
             owner = trackPath + " take_lanes " + (lanes - 1);
-            api(owner).call("create_audio_clip", paths[k], position);
+            api(owner).call("create_audio_clip", forLive(paths[k]), position);
         }
         var clipPath = findClipAt(api, owner, position, paths[k]);
         if (!clipPath) return { ok: false, made: made };
@@ -198,7 +215,7 @@ function placeSession(api, trackPath, paths, names) {
             slot++;
         }
         var slotPath = trackPath + " clip_slots " + slot;
-        api(slotPath).call("create_audio_clip", paths[k]);
+        api(slotPath).call("create_audio_clip", forLive(paths[k]));
         if (!num(api(slotPath).get("has_clip"))) return { ok: false, made: made };
         made.push(finishClip(api, slotPath + " clip", names[k]));
         slot++;
@@ -226,6 +243,8 @@ function placeResults(api, trackPath, plan, files, version) {
 }
 
 exports.readVersion = readVersion;
+exports.setPathStyle = setPathStyle;
+exports.readCuePoints = readCuePoints;
 exports.readSong = readSong;
 exports.deviceTrackPath = deviceTrackPath;
 exports.parseWarpMarkers = parseWarpMarkers;

@@ -16,11 +16,12 @@ test.after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 const SRC = path.join(tmp, "drums.wav");
 writeFloatWav(SRC, 44100, 1, 44100 * 10);
 
-function setup(version) {
-    const set = new LiveSet({ version, tempo: 120, num: 4, den: 4, loop_start: 4, loop_length: 4,
+function setup(version, extra) {
+    extra = extra || {};
+    const set = new LiveSet(Object.assign({ version, tempo: 120, num: 4, den: 4, loop_start: 4, loop_length: 4,
         tracks: [{ clips: [{ file_path: SRC, start_time: 0, end_time: 16, loop_start: 0, sample_rate: 44100,
-                              sample_length: 441000 }] }] });
-    const max = new MaxJs(set.api());
+                              sample_length: 441000 }] }] }, extra.set || {}));
+    const max = new MaxJs(set.api(), extra.max);
     max.send("bang"); // [live.thisdevice]
     max.send("sr", 48000); // [dspstate~]
     return { set, max };
@@ -31,13 +32,14 @@ test("device: picks a reply port, polls status, says how to start a missing engi
     const [[sel, port]] = max.take(1);
     assert.equal(sel, "port");
     assert.ok(port >= 49152 && port < 65536);
+    assert.deepEqual(max.take(0), [["host", "127.0.0.1"], ["port", 9137]]); // [udpsend] told where the engine is
     max.tick(2000);
     const sent = max.take(0);
     assert.equal(sent.length, 1);
     assert.equal(sent[0][0], "/segue/status");
     assert.deepEqual(sent[0].slice(2), ["reply_port", port]);
     max.tick(2000); max.tick(2000); // no reply for 4 s
-    assert.deepEqual(max.ui("engine").slice(-1), [core.ENGINE_HELP]);
+    assert.deepEqual(max.ui("engine").slice(-1), [core.engineHelp("127.0.0.1", 9137)]);
     max.send("continue_clip");
     assert.equal(max.take(0).filter((m) => m[0] === "/segue/continue").length, 0, "nothing sent to a dead engine");
 });
@@ -45,6 +47,7 @@ test("device: picks a reply port, polls status, says how to start a missing engi
 test("device: inpaint round, from button to clips in the arrangement", () => {
     const { set, max } = setup([12, 2, 0]);
     const port = max.take(1)[0][1];
+    max.take(0);
     max.tick(2000);
     const statusId = max.take(0)[0][1];
     max.send("/segue/status", statusId, "idle", "dsp", 0, "");
@@ -74,6 +77,7 @@ test("device: inpaint round, from button to clips in the arrangement", () => {
 
 test("device: errors reach the UI; replies for other ids are ignored; old Live reveals the file", () => {
     const { set, max } = setup([11, 3, 0]);
+    max.take(0);
     max.tick(2000);
     max.send("/segue/status", max.take(0)[0][1], "idle", "dsp", 0, "");
     max.send("prompt", "warm", "tape", "hiss");
@@ -103,4 +107,128 @@ test("device JS stays ES5 for Max's classic [js]", () => {
                                   [/\bclass\s/, "class"], [/\.\.\.[A-Za-z]/, "spread"], [/Math\.fround|Number\.isInteger|\.includes\(/, "ES2015 API"]])
             assert.doesNotMatch(src, re, `${f} uses ${what}`);
     }
+});
+
+// An engine ready and a job planned: returns the request sent.
+function connect(max) {
+    max.take(0);
+    max.tick(2000);
+    max.send("/segue/status", max.take(0)[0][1], "idle", "dsp", 0, "");
+}
+function optsOf(req, from) { const o = {}; for (let i = from; i < req.length; i += 2) o[req[i]] = req[i + 1]; return o; }
+
+test("device: engine host and port are settable; the help names them", () => {
+    const { max } = setup([12, 2, 0]);
+    max.take(0);
+    max.send("engine_host", "localhost");
+    max.send("engine_port", 9200);
+    assert.deepEqual(max.take(0), [["host", "localhost"], ["port", 9200]]);
+    max.send("engine_port", 70000);
+    assert.match(max.ui("status").slice(-1)[0], /Port must be 1-65535/);
+    max.tick(2000); max.tick(2000); max.tick(2000);
+    assert.equal(max.ui("engine").slice(-1)[0], core.engineHelp("localhost", 9200));
+    assert.match(core.engineHelp("localhost", 9200), /localhost:9200.*segue serve --port 9200/);
+});
+
+test("device: on a Mac every path handed to Live takes the /Volumes/<disk>/ form", () => {
+    const { set, max } = setup([12, 2, 0], { set: { os: "macintosh", bootVolume: "Macintosh HD" },
+                                             max: { os: "macintosh", patcherPath: "Macintosh HD:/Users/me/Segue.amxd" } });
+    connect(max);
+    max.send("variations", 2);
+    max.send("inpaint");
+    const req = max.take(0).find((m) => m[0] === "/segue/inpaint");
+    const outs = [1, 2].map((k) => { const p = path.join(tmp, `mac-v${k}.wav`); writeFloatWav(p, 48000, 1, 96000); return p; });
+    max.send("/segue/done", req[1], outs[0], 2.0, 48000, outs[1]);
+    const creates = set.calls("create_audio_clip");
+    assert.deepEqual(creates.map((c) => c.args[0]), outs.map((p) => "/Volumes/Macintosh HD" + p));
+    assert.equal(set.tracks[0].clips.length, 2);           // the original and the new clip
+    assert.equal(set.tracks[0].lanes[0].clips.length, 1);  // the variation on a take lane
+    assert.match(max.ui("status").slice(-1)[0], /2 clip\(s\) in the Arrangement/);
+    // a path already on another drive stays as it is; other systems are left alone
+    assert.equal(core.livePath("/Volumes/Ext/r.wav", "macintosh", "Macintosh HD"), "/Volumes/Ext/r.wav");
+    assert.equal(core.livePath("C:/r.wav", "windows", ""), "C:/r.wav");
+    assert.equal(core.volumeOfMaxPath("Macintosh HD:/Users/me/x.amxd"), "Macintosh HD");
+});
+
+test("device: the stand-in refuses a Mac path without /Volumes (what the device used to send)", () => {
+    const set = new LiveSet({ version: [12, 2, 0], tempo: 120, num: 4, den: 4, os: "macintosh", tracks: [{}] });
+    const out = path.join(tmp, "plain.wav");
+    writeFloatWav(out, 48000, 1, 4800);
+    set.api()("live_set tracks 0").call("create_audio_clip", out, 0);
+    assert.equal(set.tracks[0].clips.length, 0);
+});
+
+test("device: hit mode, a backend per action, locator regions", () => {
+    const { max } = setup([12, 2, 0], { set: { cuePoints: [4.5, 5, 6, 7, 20] } });
+    connect(max);
+    max.send("hit", 1);
+    max.send("backend_inpaint", "sa3-small");
+    max.send("backend_continue", "musicgen-small");
+    max.send("locator_regions", 1);
+    max.send("inpaint");
+    const req = max.take(0).find((m) => m[0] === "/segue/inpaint");
+    const o = optsOf(req, 5);
+    assert.equal(o.hit, "remove");
+    assert.equal(o.backend, "sa3-small");
+    assert.equal(o.regions, "2.250000000:2.500000000,3.000000000:3.500000000"); // beats 4.5-5, 6-7 at 120 BPM
+    max.send("/segue/error", req[1], "cancelled", "x"); // end it
+    max.send("continue_clip");
+    const c = max.take(0).find((m) => m[0] === "/segue/continue");
+    assert.equal(optsOf(c, 5).backend, "musicgen-small");
+    assert.equal(optsOf(c, 5).hit, undefined);
+});
+
+test("device: the engine's shutdown is shown; the user's own Cancel is just 'Cancelled'", () => {
+    const { max } = setup([12, 2, 0]);
+    connect(max);
+    max.send("inpaint");
+    let req = max.take(0).find((m) => m[0] === "/segue/inpaint");
+    max.send("/segue/accepted", req[1], 0);
+    max.send("/segue/error", req[1], "cancelled", "engine shutting down");
+    assert.match(max.ui("status").slice(-1)[0], /engine cancelled the request \(engine shutting down\).*segue serve/);
+    max.send("inpaint");
+    req = max.take(0).find((m) => m[0] === "/segue/inpaint");
+    max.send("cancel");
+    max.send("/segue/error", req[1], "cancelled", "cancelled by request");
+    assert.match(max.ui("status").slice(-1)[0], /^Cancelled\./);
+});
+
+test("device: a lost done is asked for again with /segue/result", () => {
+    const { set, max } = setup([12, 2, 0]);
+    connect(max);
+    max.send("inpaint");
+    const req = max.take(0).find((m) => m[0] === "/segue/inpaint");
+    max.send("/segue/accepted", req[1], 0);
+    max.tick(2000);                                   // the status poll
+    const poll = max.take(0).find((m) => m[0] === "/segue/status");
+    max.send("/segue/status", poll[1], "busy", "dsp", 0, req[1]);  // still running: nothing asked
+    assert.equal(max.take(0).filter((m) => m[0] === "/segue/result").length, 0);
+    max.tick(2000);
+    const poll2 = max.take(0).find((m) => m[0] === "/segue/status");
+    max.send("/segue/status", poll2[1], "idle", "dsp", 0, "");     // idle, and no done came
+    const ask = max.take(0).find((m) => m[0] === "/segue/result");
+    assert.ok(ask, "asked for the result");
+    assert.equal(ask[1], req[1]);
+    max.send("/segue/error", req[1], "not_found", "not finished");   // one "not finished" is not yet lost
+    assert.doesNotMatch(max.ui("status").slice(-1)[0] || "", /lost/);
+    const out = path.join(tmp, "recovered.wav");
+    writeFloatWav(out, 48000, 1, 96000);
+    max.send("/segue/done", req[1], out, 2.0, 48000);
+    assert.equal(set.calls("create_audio_clip").length, 1);
+});
+
+test("device: an idle engine that twice has no record of the request: lost, said so", () => {
+    const { max } = setup([12, 2, 0]);
+    connect(max);
+    max.send("inpaint");
+    const req = max.take(0).find((m) => m[0] === "/segue/inpaint");
+    max.send("/segue/accepted", req[1], 0);
+    for (let k = 0; k < 2; k++) {
+        max.tick(2000);
+        const poll = max.take(0).find((m) => m[0] === "/segue/status");
+        max.send("/segue/status", poll[1], "idle", "dsp", 0, "");
+        assert.ok(max.take(0).find((m) => m[0] === "/segue/result"));
+        max.send("/segue/error", req[1], "not_found", "no finished request");
+    }
+    assert.match(max.ui("status").slice(-1)[0], /answer was lost.*\[lost\]/);
 });

@@ -33,12 +33,16 @@ class Rig {
         this.wire = []; // requests as sent (decoded back from the bytes)
         this.replies = [];
         this.out = dgram.createSocket("udp4"); // [udpsend]: its own ephemeral port
+        this.target = { host: "127.0.0.1", port: 9137 }; // [udpsend 127.0.0.1 9137], retargeted by host/port messages
         this.in = null; // [udpreceive] on the port the device picks
     }
     async start() {
         await new Promise((res) => this.out.bind(0, "127.0.0.1", res));
         this.max.send("bang");
         this.max.send("sr", SR);
+        // The user types the engine's address into the device's Host and Port fields.
+        this.max.send("engine_host", "localhost");
+        this.max.send("engine_port", PORT);
         await this.pump();
     }
     async pump() {
@@ -56,10 +60,14 @@ class Rig {
             await new Promise((res) => this.in.bind(port, "127.0.0.1", res));
         }
         for (const atoms of this.max.take(0)) {
+            // [udpsend] takes `host H` and `port P` as settings, not as messages to send.
+            if (atoms[0] === "host") { this.target.host = atoms[1]; continue; }
+            if (atoms[0] === "port") { this.target.port = atoms[1]; continue; }
             const m = maxToOsc(atoms);
             const bytes = osc.encodeMessage(m.address, m.args);
             this.wire.push(osc.decodeMessage(bytes));
-            await new Promise((res, rej) => this.out.send(bytes, PORT, "127.0.0.1", (e) => e ? rej(e) : res()));
+            const { host, port } = this.target;
+            await new Promise((res, rej) => this.out.send(bytes, port, host, (e) => e ? rej(e) : res()));
         }
     }
     async until(pred, what, ms) {

@@ -10,7 +10,8 @@ const vm = require("node:vm");
 const DEVICE = path.join(__dirname, "..", "device");
 
 class MaxJs {
-    constructor(api) {
+    constructor(api, opts) {
+        opts = opts || {};
         this.outlets = []; // [outlet index, ...atoms]
         this.posts = [];
         this.clock = { now: 1000000 };
@@ -26,7 +27,9 @@ class MaxJs {
             Date: function () { return { getTime: () => self.clock.now }; },
             require: (name) => require(path.join(DEVICE, name + ".js")),
             Math, JSON, String, Number, Array, Object, isFinite,
+            patcher: { filepath: opts.patcherPath || "" },
         };
+        if (opts.os) g.max = { os: opts.os };
         this.g = vm.createContext(g);
         vm.runInContext(fs.readFileSync(path.join(DEVICE, "segue_device.js"), "utf8"), this.g,
                         { filename: "segue_device.js" });

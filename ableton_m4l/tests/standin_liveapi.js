@@ -33,6 +33,11 @@ class LiveSet {
         this.deviceTrack = opts.deviceTrack === undefined ? 0 : opts.deviceTrack;
         this.detailClip = opts.detailClip || null; // LOM path or null
         this.missing = new Set(opts.missing || []); // e.g. "track.create_audio_clip": absent despite the version
+        // A Mac Live wants /Volumes/<drive>/... paths in create_audio_clip (LOM reference); other
+        // paths are refused (Live prints an error, nothing is created). file_path reads back POSIX.
+        this.os = opts.os || "linux";
+        this.bootVolume = opts.bootVolume || "Macintosh HD";
+        this.cuePoints = opts.cuePoints || []; // song beats
         this.log = [];
     }
     atLeast(a, b, c) {
@@ -40,7 +45,16 @@ class LiveSet {
         return v[0] !== a ? v[0] > a : v[1] !== b ? v[1] > b : v[2] >= c;
     }
     // A clip made from a file, as Live makes it: warped, at a guessed tempo.
+    // The file a path names, as Live resolves it; null when Live would refuse the path.
+    realFile(path) {
+        if (this.os !== "macintosh") return path;
+        if (!path.startsWith("/Volumes/")) return null;
+        const boot = "/Volumes/" + this.bootVolume + "/";
+        return path.startsWith(boot) ? path.slice(boot.length - 1) : path;
+    }
     clipFromFile(path, position) {
+        path = this.realFile(path);
+        if (path === null) return null;
         const info = readWavInfo(path);
         return newClip({ file_path: path, sample_rate: info.sr, sample_length: info.frames, warping: 1,
                          start_time: position, loop_start: 0, start_marker: 0, guessedBpm: 120 });
@@ -53,6 +67,8 @@ class LiveSet {
         const w = path.trim().split(/\s+/);
         if (path === "live_app") return { kind: "app" };
         if (path === "live_set") return { kind: "song" };
+        const cue = /^live_set cue_points (\d+)$/.exec(path);
+        if (cue) return +cue[1] < this.cuePoints.length ? { kind: "cue", time: this.cuePoints[+cue[1]], path } : null;
         if (path === "live_set view detail_clip") return this.detailClip ? this.resolve(this.detailClip) : null;
         if (path === "this_device canonical_parent")
             return this.deviceTrack === null ? null : this.resolve("live_set tracks " + this.deviceTrack);
@@ -107,6 +123,7 @@ class LiveSet {
             return [m[prop] === undefined ? 0 : m[prop]];
         }
         if (o.kind === "slot" && prop === "has_clip") return [o.slot.clip ? 1 : 0];
+        if (o.kind === "cue" && prop === "time") return [o.time];
         if (o.kind === "clip") {
             const c = o.clip;
             // Clips the device created span their whole file; others keep their given edges.
@@ -119,6 +136,7 @@ class LiveSet {
     setProp(o, prop, value) { if (o && o.kind === "clip") o.clip[prop] = value; }
     count(o, child) {
         if (!o) return 0;
+        if (o.kind === "song" && child === "cue_points") return this.cuePoints.length;
         if (o.kind === "track") {
             if (child === "arrangement_clips") return o.track.clips.length;
             if (child === "take_lanes") return o.track.lanes.length;
@@ -136,13 +154,16 @@ class LiveSet {
         }
         if (o.kind === "song" && fn === "create_scene") { for (const t of this.tracks) t.slots.push({ clip: null }); return; }
         if (o.kind === "track" && fn === "create_audio_clip" && this.atLeast(12, 2, 0) && !this.missing.has("track.create_audio_clip")) {
-            o.track.clips.push(this.clipFromFile(args[0], args[1]));
+            const c = this.clipFromFile(args[0], args[1]);
+            if (!c) return;
+            o.track.clips.push(c);
             o.track.clips.sort((a, b) => a.start_time - b.start_time);
             return;
         }
         if (o.kind === "track" && fn === "create_take_lane" && this.atLeast(12, 2, 0)) { o.track.lanes.push({ clips: [] }); return; }
         if (o.kind === "lane" && fn === "create_audio_clip" && this.atLeast(12, 2, 0)) {
-            o.lane.clips.push(this.clipFromFile(args[0], args[1]));
+            const c = this.clipFromFile(args[0], args[1]);
+            if (c) o.lane.clips.push(c);
             return;
         }
         if (o.kind === "slot" && fn === "create_audio_clip" && this.atLeast(12, 0, 5) && !o.slot.clip) {

@@ -66,6 +66,8 @@ class Task:
     seed: int = 0
     variations: int = 1
     source_key: str | None = None          # content hash of the source, for caches
+    window_start: int = 0                  # where audio[:, 0] lies in the source (samples at sr): the engine
+                                           # hands a backend only the window it needs (max_context_seconds)
     # inpaint: the parts of [start_sample, start_sample + frames) to regenerate, as (start_sample, frames)
     # pairs absolute in `audio`; the rest of the span comes back bit-identical. Empty = the whole span.
     regions: list[tuple[int, int]] = field(default_factory=list)

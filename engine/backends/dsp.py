@@ -26,7 +26,6 @@ import numpy as np
 from ..cache import ByteCache
 from ..dsp import tempo
 from ..dsp.exemplar import FillRequest, fill, onset_units
-from ..dsp.janssen import janssen_fill
 from ..dsp.shortgap import copy_fills, hit_in, replace_hit
 from ..dsp.takes import distinct, limit_peak
 from ..dsp.units import unit_grid
@@ -35,6 +34,9 @@ from .base import Backend, Capabilities, JobContext, Task
 
 SHORT_GAP_SECONDS = 0.1
 TEMPO_WINDOW = 30.0          # seconds each side of the region the tempo is estimated on
+# The engine hands this backend at most this much audio each side of the region (before `at`): donors
+# and tempo come from there, so a 10-minute source costs a window, not the file (issue 8, fault 5).
+CONTEXT_SECONDS = 60.0
 FLUX_BLOCK = 2048            # onset-strength frames per cached block (~20 s)
 
 
@@ -47,7 +49,8 @@ class DspBackend(Backend):
         self.flux = ByteCache(8 << 20)
 
     def capabilities(self) -> Capabilities:
-        return Capabilities(inpaint=True, continue_=True, generate=False, max_output_seconds=600.0)
+        return Capabilities(inpaint=True, continue_=True, generate=False, max_output_seconds=600.0,
+                            max_context_seconds=CONTEXT_SECONDS)
 
     def info(self) -> dict:
         return {"device": "cpu", "dtype": "float32", "weights": "none"}
@@ -98,6 +101,8 @@ class DspBackend(Backend):
             ctx.progress(0.3, "no matching hit in the context: AR interpolation (Janssen)")
         else:
             ctx.progress(0.2, "short gap: AR interpolation (Janssen)")
+        from ..dsp.janssen import janssen_fill
+
         outs = [janssen_fill(x, a, L).astype(np.float32)]
         if N > 1:   # further takes: copies of the best-matching stretches of the context
             for y in copy_fills(x, a, L, sr, N + 1, avoid_hits=onset is None and task.hit == "remove"):
@@ -147,14 +152,14 @@ class DspBackend(Backend):
         if task.grid is not None:
             g = task.grid
             ctx.progress(0.1, f"grid: {g.bpm:g} BPM {g.num}/{g.den} given")
-            return unit_grid(g, task.sr), True, task.source_key
+            return unit_grid(g, task.sr), True, self._key(task)
         ctx.progress(0.05, "analyse: estimating tempo")
         est = self._estimate(task, ctx)
         if est.grid is not None:
             ctx.progress(0.1, f"grid: {est.grid.bpm:.1f} BPM estimated (confidence {est.confidence:.2f})")
-            return unit_grid(est.grid, task.sr), False, task.source_key
+            return unit_grid(est.grid, task.sr), False, self._key(task)
         ctx.progress(0.1, "grid: no steady pulse found; working at onset level (250 ms units)")
-        return onset_units(est.onsets, task.sr, task.start_sample), False, task.source_key
+        return onset_units(est.onsets, task.sr, task.start_sample), False, self._key(task)
 
     def _estimate(self, task: Task, ctx: JobContext) -> tempo.TempoEstimate:
         """The local tempo around this request's region: at most TEMPO_WINDOW s each side, the region's
@@ -177,6 +182,12 @@ class DspBackend(Backend):
         return tempo.TempoEstimate(grid, est.confidence, est.onsets + t0)
 
     @staticmethod
+    def _key(task: Task):
+        """Cache key of the task's audio: the source's content and where its window starts (the dsp
+        caches index frames relative to the window), None when the source has no key."""
+        return (task.source_key, task.window_start, task.audio.shape[1]) if task.source_key else None
+
+    @staticmethod
     def _window(task: Task) -> tuple[int, int]:
         """Samples [lo, hi) within TEMPO_WINDOW seconds of the region."""
         w = int(TEMPO_WINDOW * task.sr)
@@ -193,7 +204,7 @@ class DspBackend(Backend):
             def make(b0=b0, b1=b1):
                 ctx.check()
                 return tempo.raw_flux(x, sr, b0, b1)
-            key = (task.source_key, sr, b0, b1)
+            key = (self._key(task), sr, b0, b1)
             vals = self.flux.get_or_make(key, make) if task.source_key else make()
             parts.append((b0, vals))
         out = np.zeros(max(f1 - f0, 0))

@@ -314,10 +314,32 @@ def _rms(x: np.ndarray) -> float:
     return float(np.sqrt(np.mean(x.astype(np.float64) ** 2))) if x.size else 0.0
 
 
+# How a copied run's level is set (bench/quality_dsp.py --gain-rules compares them on the corpus):
+# "surround": the region's surroundings (1 s each side) over the donor's (the run keeps its level
+#   relative to its own surroundings); "near": the same on 0.25 s; "sides": each side's ratio on its
+#   own, geometric mean; "none": the donor's own level.
+GAIN_RULE = "surround"
+
+
 def _run_gain(x, a: int, b: int, d: int, sr: int, continuation: bool) -> float:
     """Loudness of the region's surroundings over the loudness of the donor's surroundings."""
     n = x.shape[1]
-    w = sr  # one second each side
+    rule = GAIN_RULE
+    if rule == "none":
+        return 1.0
+    w = sr // 4 if rule == "near" else sr  # one second each side
+    if rule == "sides":
+        ratios = []
+        for lo, hi in [(max(a - w, 0), a)] + ([] if continuation else [(b, min(b + w, n))]):
+            lo2, hi2 = max(lo - d, 0), min(hi - d, n)
+            if continuation:
+                hi2 = min(hi2, a)
+            if hi2 <= lo2 or (not continuation and lo2 < b and hi2 > a):
+                continue
+            num, den = _rms(x[:, lo:hi]), _rms(x[:, lo2:hi2])
+            if num >= 1e-5 and den >= 1e-5:
+                ratios.append(np.log(num / den))
+        return float(np.clip(np.exp(np.mean(ratios)), *GAIN_RANGE)) if ratios else 1.0
     here = [x[:, max(a - w, 0):a]]
     if not continuation:
         here.append(x[:, b:min(b + w, n)])

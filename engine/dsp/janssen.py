@@ -40,9 +40,8 @@ next to the short side is re-filled by Janssen at the order that side allows.
 from __future__ import annotations
 
 import numpy as np
-from scipy.linalg import solve_toeplitz
-from scipy.signal import lfilter, lfiltic
 from scipy.fft import irfft, next_fast_len, rfft
+from scipy.linalg import solve_toeplitz
 
 MAX_ORDER = 512
 MIN_SIDE = 8             # fewer known samples than this on a side: one-sided extrapolation
@@ -309,6 +308,8 @@ def _extrapolate_1d(history: np.ndarray, count: int, order: int) -> np.ndarray:
     a = _burg([ctx], p) if len(ctx) > p + 1 else None
     if a is None:
         return np.zeros(count)
+    from scipy.signal import lfilter, lfiltic   # scipy.signal is ~40 MB of modules: not at engine start
+
     zi = lfiltic([1.0], a, h[::-1][:p])
     y, _ = lfilter([1.0], a, np.zeros(count), zi=zi)
     return y

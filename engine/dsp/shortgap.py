@@ -17,7 +17,6 @@ Positions are samples in the source (channels, n); the selection is [a, a + L).
 from __future__ import annotations
 
 import numpy as np
-from scipy.signal import fftconvolve
 
 from .janssen import ar_extrapolate
 from ..seams import equal_power
@@ -152,6 +151,8 @@ def _align(x: np.ndarray, t0: int, c: int, sr: int) -> int:
         return c
     ref = x[:, t0:t0 + w].mean(axis=0)
     seg = x[:, c - s:c + s + w].mean(axis=0)
+    from scipy.signal import fftconvolve   # lazily: scipy.signal is ~40 MB of modules
+
     corr = fftconvolve(seg, ref[::-1], mode="valid")      # lags -s..s
     return c - s + int(np.argmax(corr))
 
@@ -169,6 +170,8 @@ def copy_fills(x: np.ndarray, a: int, L: int, sr: int, takes: int, avoid_hits: b
     mono = x[:, lo:hi].mean(axis=0).astype(np.float64)
     left, right = mono[a - W - lo:a - lo], mono[b - lo:b + W - lo]
     c2 = np.concatenate([[0.0], np.cumsum(mono * mono)])
+
+    from scipy.signal import fftconvolve   # lazily: scipy.signal is ~40 MB of modules
 
     def ncc(tpl: np.ndarray) -> np.ndarray:
         r = fftconvolve(mono, tpl[::-1], mode="valid")          # r[i] = <mono[i:i+W], tpl>

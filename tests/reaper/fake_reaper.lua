@@ -109,7 +109,8 @@ function W.new(case)
   w:build_tempo(p.tempo or { { time = 0, bpm = 120, num = 4, den = 4 } })
   w.tracks = {}
   for i, tspec in ipairs(p.tracks or {}) do
-    local tr = w:new_obj("track", { name = tspec.name or "", selected = tspec.selected or false, items = {} })
+    local tr = w:new_obj("track", { name = tspec.name or "", selected = tspec.selected or false, items = {},
+                                    razor = tspec.razor or "" })
     w.tracks[#w.tracks + 1] = tr
     for _, ispec in ipairs(tspec.items or {}) do
       local item = w:new_item(tr)
@@ -300,9 +301,11 @@ function W:install()
   end
   function r.GetSetMediaTrackInfo_String(tr, parm, str, set)
     need("track", tr, "GetSetMediaTrackInfo_String")
-    if parm ~= "P_NAME" then error("GetSetMediaTrackInfo_String: parameter not in the stand-in: " .. tostring(parm)) end
-    if set then tr.name = str; w:op("GetSetMediaTrackInfo_String(set)") end
-    return true, tr.name
+    -- P_RAZOREDITS: "start end GUID" triples, GUID "" for the track's media (REAPER 6.24+).
+    local field = ({ P_NAME = "name", P_RAZOREDITS = "razor" })[parm]
+    if not field then error("GetSetMediaTrackInfo_String: parameter not in the stand-in: " .. tostring(parm)) end
+    if set then tr[field] = str; w:op("GetSetMediaTrackInfo_String(set)") end
+    return true, tr[field]
   end
   function r.CountTrackMediaItems(tr) need("track", tr, "CountTrackMediaItems"); return #tr.items end
   function r.GetTrackMediaItem(tr, idx) need("track", tr, "GetTrackMediaItem"); return w:items_of(tr)[idx + 1] end
@@ -404,8 +407,17 @@ function W:install()
     assert(type(path) == "string", "PCM_Source_CreateFromFile: string expected")
     return w:source_from_file(path)
   end
-  function r.GetMediaSourceFileName(src) need("source", src, "GetMediaSourceFileName"); return src.file end
-  function r.GetMediaSourceType(src) need("source", src, "GetMediaSourceType"); return src.type end
+  -- The current signatures (REAPER 6.47+) take the source only; the old form passed a buffer too.
+  function r.GetMediaSourceFileName(src, ...)
+    need("source", src, "GetMediaSourceFileName")
+    if select("#", ...) > 0 then error("GetMediaSourceFileName(src, buf): the pre-6.47 form; call GetMediaSourceFileName(src)") end
+    return src.file
+  end
+  function r.GetMediaSourceType(src, ...)
+    need("source", src, "GetMediaSourceType")
+    if select("#", ...) > 0 then error("GetMediaSourceType(src, buf): the pre-6.47 form; call GetMediaSourceType(src)") end
+    return src.type
+  end
   function r.GetMediaSourceLength(src) need("source", src, "GetMediaSourceLength"); return src.length, src.type == "MIDI" end
   function r.GetMediaSourceSampleRate(src) need("source", src, "GetMediaSourceSampleRate"); return src.sr end
   function r.GetMediaSourceNumChannels(src) need("source", src, "GetMediaSourceNumChannels"); return src.channels end

@@ -14,6 +14,10 @@ and plays one scripted engine behaviour chosen by $FAKE_SEGUE_MODE, writing the
   autostart          no_engine until `segue serve` has been run once
   neural             like ok, and generate works too (ok answers generate with
                      error unsupported, as the dsp backend does)
+  shutdown           requests end in error cancelled "engine shutting down"
+                     (the engine was stopped while they ran)
+  gone               requests end in error engine_gone (the client noticed the
+                     engine stopped answering; exit 3)
 
 The real client and engine are exercised by tests/test_reaper_e2e.py.
 """
@@ -83,6 +87,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
             q.add_argument("--backend")
 
     q = sub.add_parser("inpaint"); q.add_argument("src"); q.add_argument("start", type=float); q.add_argument("end", type=float); common(q)
+    q.add_argument("--regions"); q.add_argument("--hit", choices=["replace", "remove"])
     q = sub.add_parser("continue"); q.add_argument("src"); q.add_argument("at", type=float); q.add_argument("bars", type=float); common(q)
     q = sub.add_parser("generate"); q.add_argument("bars", type=float); common(q)
     q = sub.add_parser("ping"); common(q, request=False)
@@ -124,6 +129,13 @@ def main() -> int:
         write_status(st, id=rid, state="done", version="0.1.0", backend="dsp")
         return 0
     write_status(st, id=rid, state="accepted", fraction="0.0", stage="queued at position 0")
+    if MODE == "shutdown":
+        write_status(st, id=rid, state="error", code="cancelled", message="engine shutting down")
+        return 1
+    if MODE == "gone":
+        write_status(st, id=rid, state="error", code="engine_gone",
+                     message=f"the engine at {a.host}:{a.port} stopped answering (no answer for 5 s)")
+        return 3
     if MODE.startswith("error:"):
         _, code, message = MODE.split(":", 2)
         write_status(st, id=rid, state="error", code=code, message=message)

@@ -29,6 +29,7 @@ SCRIPT = {
     "generate": "Segue - Generate into time selection.lua",
     "cancel": "Segue - Cancel running request.lua",
     "settings": "Segue - Settings.lua",
+    "remove_hit": "Segue - Remove hit in time selection.lua",
 }
 
 

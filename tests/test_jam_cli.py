@@ -1,0 +1,43 @@
+"""`segue jam` refuses bad input with a clear message and an exit code, never a traceback (real processes)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+
+import pytest
+
+from conftest import ROOT
+
+
+def jam(*args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env.pop("JACK_DEFAULT_SERVER", None)
+    env["XDG_DATA_HOME"] = os.path.join(tempfile.gettempdir(), "segue-jam-cli-test")  # not the user's folder
+    return subprocess.run([sys.executable, "-m", "engine.cli", "jam", "--status", "off", *args], env=env,
+                          cwd=str(ROOT), capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["--bpm", "500"], 2, "--bpm 500 is outside 20-400"),
+    (["--clock", "fixed"], 2, "--clock fixed needs --bpm"),
+    (["--sig", "4/5", "--bpm", "120"], 2, "power of two"),
+    (["--learn", "dance", "--triggers", "/tmp/t.toml"], 2, "--learn 'dance' is not one of"),
+    (["--learn", "stop"], 2, "--learn needs --triggers"),
+    (["--in-channels", "0", "--bpm", "120"], 2, "input channels '0' must be numbers from 1"),
+    (["--bpm", "120", "--audio-api", "no-such-api", "--midi-api", "UNIX_JACK"], 1, "no audio API matching"),
+])
+def test_bad_input_is_a_clear_message(args, code, message):
+    run = jam(*args)
+    assert run.returncode == code, run.stderr
+    assert message in run.stderr and "Traceback" not in run.stderr, run.stderr
+
+
+def test_bad_trigger_file_names_the_entry(tmp_path):
+    bad = tmp_path / "t.toml"
+    bad.write_text('[[trigger]]\nnote = 300\naction = "stop"\n')
+    run = jam("--bpm", "120", "--triggers", str(bad))
+    assert run.returncode == 1 and "entry 1: note must be an integer 0-127" in run.stderr, run.stderr
+    assert "Traceback" not in run.stderr
