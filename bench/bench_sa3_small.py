@@ -67,9 +67,27 @@ def full_t5gemma(folder: Path) -> None:
     T5GemmaEncoderModel(cfg).save_pretrained(str(folder))
 
 
+def stale(model: Path) -> bool:
+    """True when the folder's checkpoint does not have the key shapes today's model code expects."""
+    if not (model / "model.safetensors").exists():
+        return True
+    import torch
+    from safetensors import safe_open
+
+    from engine.backends.sa3_small.config import Sa3Config
+    from engine.backends.sa3_small.loading import official_shapes
+    from engine.backends.sa3_small.model import SA3Model
+
+    with torch.device("meta"):
+        want = official_shapes(SA3Model(Sa3Config.from_file(model / "model_config.json")))
+    with safe_open(str(model / "model.safetensors"), framework="pt") as f:
+        have = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    return have != {k: tuple(v) for k, v in want.items()}
+
+
 def setup() -> tuple[Path, Path]:
     model, src = WORK / "model", WORK / "drums30.wav"
-    if not (model / "model.safetensors").exists():
+    if stale(model):
         import torch
 
         from engine.backends.sa3_small.config import Sa3Config, sa3_small_config
@@ -178,8 +196,11 @@ def ours_official_window(model: Path, src: Path, precision: str) -> dict:
 # ---------------------------------------------------------------- the official path (own process)
 
 def reference_process(target: str, model: Path, src: Path) -> dict:
+    # the same OpenMP wait policy as the engine (engine/backends/neural/__init__.py), so both sides
+    # are measured alike on a shared machine
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_WAIT_POLICY=os.environ.get("OMP_WAIT_POLICY", "PASSIVE"))
     r = subprocess.run([sys.executable, __file__, "--oracle", target, str(model), str(src)], capture_output=True,
-                       text=True, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+                       text=True, cwd=ROOT, env=env)
     if r.returncode != 0:
         raise RuntimeError("oracle failed: " + r.stderr[-3000:])
     return json.loads(r.stdout.strip().splitlines()[-1])

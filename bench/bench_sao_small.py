@@ -28,8 +28,12 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
+# the engine's OpenMP wait policy (engine/backends/neural/__init__.py) for the in-process
+# reference too, before torch loads, so both sides are measured alike on a shared machine
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))

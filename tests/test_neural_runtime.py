@@ -51,7 +51,12 @@ def test_threads_and_memory():
     assert 10e6 < m["rss_bytes"] <= m["peak_rss_bytes"]
 
 
-def test_compile_failure_at_first_call_falls_back_to_eager(caplog):
+def test_compile_failure_at_first_call_falls_back_to_eager(caplog, monkeypatch):
+    import torch._dynamo
+
+    # some libraries (imported by other tests in this process) make dynamo swallow errors itself
+    monkeypatch.setattr(torch._dynamo.config, "suppress_errors", False)
+    torch._dynamo.reset()
     lin = torch.nn.Linear(4, 3)
     x = torch.randn(2, 4)
     fn = runtime.CompileOrEager(lin, enabled=True, backend="tests.test_neural_runtime:raising_backend")

@@ -16,7 +16,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from bridge.client import request_args  # noqa: E402
-from conftest import ROOT, groove, read_audio, start_engine, stop_engine, write_wav  # noqa: E402
+from conftest import ROOT, groove, read_audio, start_engine, stop_engine  # noqa: E402
 from engine.timeline import Grid, bars_to_samples  # noqa: E402
 from tests.sa3.fixtures import write_tiny_sa3_folder  # noqa: E402
 
@@ -28,8 +28,11 @@ def sa3_engine(tmp_path_factory):
     root = tmp_path_factory.mktemp("sa3_serve")
     model = write_tiny_sa3_folder(root / "model")
     eng = start_engine(root, "--model", str(model), "--precision", "fp32", backend="sa3-small")
+    import soundfile
+
     eng.audio = groove(8.0, SR)
-    eng.src = write_wav(root / "allowed" / "loop.wav", eng.audio, SR)
+    eng.src = root / "allowed" / "loop.wav"          # 16-bit PCM, as DAWs record: every reader agrees on it
+    soundfile.write(str(eng.src), eng.audio.T, SR, subtype="PCM_16")
     eng.model = model
     yield eng
     stop_engine(eng)
@@ -72,12 +75,14 @@ def test_several_regions_rest_bit_identical(sa3_engine):
     assert out.final.address == "/segue/done", out.final.args
     y, sr = read_audio(out.final.args[1])
     assert sr == SR and y.shape == (2, 4 * SR)
-    src = sa3_engine.audio[:, SR: 5 * SR]
+    import soundfile
+
+    # the source as libsndfile decodes it (int / 32768), which is how the engine reads sources
+    src = soundfile.read(str(sa3_engine.src), dtype="float32", always_2d=True)[0].T[:, SR: 5 * SR]
     inside = np.zeros(4 * SR, bool)
     for a, b in ((1.5, 2.0), (3.25, 3.5)):
         inside[int(round((a - 1) * SR)): int(round((b - 1) * SR))] = True
-    # PCM written and read back: compare at the file's resolution
-    np.testing.assert_allclose(y[:, ~inside], src[:, ~inside], atol=1e-6)
+    np.testing.assert_array_equal(y[:, ~inside], src[:, ~inside])    # kept audio: bit-identical
     assert np.abs(y[:, inside] - src[:, inside]).max() > 1e-3
 
 

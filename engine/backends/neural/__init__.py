@@ -9,3 +9,11 @@
 
 Nothing here imports a model; each backend brings its own.
 """
+
+import os as _os
+
+# OpenMP threads that spin at barriers collapse when another process holds a core: on this
+# 2-core machine one DiT step went from 0.61 s to 11 s with a busy neighbour (bench notes in
+# docs/benchmarks.md). Sleeping waits cost nothing measurable here. libgomp reads this once,
+# when torch loads, so the backend packages import this module before torch.
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

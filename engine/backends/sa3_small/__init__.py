@@ -5,6 +5,8 @@ seconds), sampler (LogSNRShift ping-pong), canvas (the official canvas arithmeti
 model (the parts together), loading (strict checkpoint loading), backend (serving).
 """
 
+from .. import neural  # noqa: F401,E402  (sets OMP_WAIT_POLICY before torch loads)
+
 
 def __getattr__(name):
     if name == "Sa3SmallBackend":  # lazy: importing a submodule should not build the backend
