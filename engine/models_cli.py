@@ -47,6 +47,8 @@ KNOWN = {
     "sa3-small-music": Weights("sa3-small", (("stabilityai/stable-audio-3-small-music", tuple(SA3_FILES)),),
                                SA3_LICENCE),
     "sa3-small-sfx": Weights("sa3-small", (("stabilityai/stable-audio-3-small-sfx", tuple(SA3_FILES)),), SA3_LICENCE),
+    # not gated, but non-commercial: engine/backends/musicgen/cli.py prints the licence before pulling
+    "musicgen-small": Weights("musicgen-small", (("facebook/musicgen-small", ()),), "CC-BY-NC-4.0"),
 }
 BACKENDS = sorted({w.backend for w in KNOWN.values()})
 
@@ -83,6 +85,10 @@ def _count(n: int) -> str:
 
 
 def cmd_check(args) -> int:
+    if args.backend == "musicgen-small":
+        from .backends.musicgen.cli import check
+
+        return check(args)
     if args.backend == "sao-small":
         return _check_sao(args)
     return _check_backend(args)
@@ -140,6 +146,10 @@ def _check_backend(args) -> int:
 def cmd_pull(args) -> int:
     from .backends.neural import hub
 
+    if args.name == "musicgen-small":
+        from .backends.musicgen.cli import pull
+
+        return pull(args)
     w = KNOWN[args.name]
     cache = Path(args.cache) if args.cache else None
     token = args.token or os.environ.get("HF_TOKEN")
@@ -178,8 +188,11 @@ def cmd_list(args) -> int:
             ck = [n for n in CHECKPOINT_NAMES if (cfg.parent / n).exists()]
             print(f"  {cfg.parent.name:<58} {cfg.parent}  [{', '.join(ck) or 'no checkpoint'}]")
             found += 1
+    from .backends.musicgen.cli import list_folders
+
+    found += list_folders(args.models_dir)
     if not found:
-        print("nothing installed: run `segue models pull sao-small` (or sa3-small-music, sa3-small-sfx)")
+        print("nothing installed: run `segue models pull sao-small` (or sa3-small-music, sa3-small-sfx, musicgen-small)")
     return 0
 
 

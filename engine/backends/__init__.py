@@ -12,6 +12,7 @@ REGISTRY = {
     "dsp": "engine.backends.dsp:DspBackend",
     "sao-small": "engine.backends.sao_small:SaoSmallBackend",
     "sa3-small": "engine.backends.sa3_small:Sa3SmallBackend",
+    "musicgen-small": "engine.backends.musicgen:MusicgenBackend",
 }
 
 
