@@ -67,8 +67,8 @@ def source() -> np.ndarray:
 
 
 def continue_task(bars: float):
-    from engine.backends import Task
-    from engine.timeline import Grid, bars_to_samples
+    from segue.engine.backends import Task
+    from segue.engine.timeline import Grid, bars_to_samples
 
     src = source()
     g = Grid(BPM)
@@ -78,7 +78,7 @@ def continue_task(bars: float):
 # ---------------------------------------------------------------- workers (one process each)
 
 def worker_continue(backend_name: str, bars_list: list[float]) -> dict:
-    from engine.backends import BackendConfig, JobContext, create
+    from segue.engine.backends import BackendConfig, JobContext, create
 
     if backend_name == "musicgen-small":
         cfg = BackendConfig(model=str(musicgen_folder()), precision="auto")
@@ -112,9 +112,9 @@ def worker_tokens(n_tokens: int, repeats: int) -> dict:
     from transformers import AutoTokenizer, MusicgenForConditionalGeneration, StoppingCriteria, StoppingCriteriaList
     from transformers.utils import logging as hf_logging
 
-    from engine.audio_io import resample
-    from engine.backends import BackendConfig, JobContext, create
-    from engine.backends.musicgen import plan
+    from segue.engine.audio_io import resample
+    from segue.engine.backends import BackendConfig, JobContext, create
+    from segue.engine.backends.musicgen import plan
 
     hf_logging.set_verbosity_error()
     folder = musicgen_folder()

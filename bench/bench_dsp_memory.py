@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 
-from bridge.client import request_args  # noqa: E402
+from segue.bridge.client import request_args  # noqa: E402
 from conftest import groove, start_engine, stop_engine  # noqa: E402
 
 

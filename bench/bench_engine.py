@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from bridge.client import EngineClient, NoEngine, request_args  # noqa: E402
+from segue.bridge.client import EngineClient, NoEngine, request_args  # noqa: E402
 from conftest import Engine, groove, stop_engine, write_wav  # noqa: E402
 
 
@@ -59,7 +59,7 @@ def launch(root: Path, tmp: Path) -> Engine:
     allowed.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, XDG_DATA_HOME=str(tmp / "xdg"), PYTHONPATH=str(root))
     log = tmp / "engine.log"
-    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "serve", "--port", str(port), "--allow-dir",
+    proc = subprocess.Popen([sys.executable, "-m", "segue.engine.cli", "serve", "--port", str(port), "--allow-dir",
                              str(allowed), "--log-level", "warning"], stdout=open(log, "w"),
                             stderr=subprocess.STDOUT, env=env, cwd=str(root))
     deadline = time.monotonic() + 60

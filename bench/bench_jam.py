@@ -31,8 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from bridge.client import request_args  # noqa: E402
-from bridge.protocol import Double  # noqa: E402
+from segue.bridge.client import request_args  # noqa: E402
+from segue.bridge.protocol import Double  # noqa: E402
 from conftest import groove, read_audio, start_engine, stop_engine, write_wav  # noqa: E402
 from tests.live.harness import (PERIOD, SR, Band, JackServer, Recorder, clock_events, rewire,  # noqa: E402
                                 wait_for_ports, wait_frames)

@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 WORK = Path(os.environ.get("SA3_BENCH_DIR", str(ROOT / "bench" / "out" / "sa3")))
-SEGUE = [sys.executable, "-m", "engine.cli"]
+SEGUE = [sys.executable, "-m", "segue.engine.cli"]
 SR = 44100
 
 
@@ -74,9 +74,9 @@ def stale(model: Path) -> bool:
     import torch
     from safetensors import safe_open
 
-    from engine.backends.sa3_small.config import Sa3Config
-    from engine.backends.sa3_small.loading import official_shapes
-    from engine.backends.sa3_small.model import SA3Model
+    from segue.engine.backends.sa3_small.config import Sa3Config
+    from segue.engine.backends.sa3_small.loading import official_shapes
+    from segue.engine.backends.sa3_small.model import SA3Model
 
     with torch.device("meta"):
         want = official_shapes(SA3Model(Sa3Config.from_file(model / "model_config.json")))
@@ -90,9 +90,9 @@ def setup() -> tuple[Path, Path]:
     if stale(model):
         import torch
 
-        from engine.backends.sa3_small.config import Sa3Config, sa3_small_config
-        from engine.backends.sa3_small.loading import export_official_state_dict
-        from engine.backends.sa3_small.model import SA3Model
+        from segue.engine.backends.sa3_small.config import Sa3Config, sa3_small_config
+        from segue.engine.backends.sa3_small.loading import export_official_state_dict
+        from segue.engine.backends.sa3_small.model import SA3Model
         from tests.sa3.fixtures import randomize_, write_model_folder
 
         cfg = sa3_small_config()

@@ -38,11 +38,11 @@ import torch  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine.backends.sao_small.config import sao_small_config  # noqa: E402
+from segue.engine.backends.sao_small.config import sao_small_config  # noqa: E402
 from tests.sao.fixtures import build_sat_model, make_t5_folder, write_model_folder  # noqa: E402
 
 WORK = Path(os.environ.get("SAO_BENCH_DIR", "/tmp/sao_bench"))   # weights reused from earlier runs
-SEGUE = [sys.executable, "-m", "engine.cli"]
+SEGUE = [sys.executable, "-m", "segue.engine.cli"]
 
 
 def setup() -> tuple[Path, Path, Path]:
@@ -133,7 +133,7 @@ def reference(model: Path, t5: Path) -> dict:
     sat.load_state_dict({k: v for k, v in load_file(str(model / "model.safetensors")).items()}, strict=True)
     sat.pretransform.model.float()          # fp32 throughout (model_half would run the VAE in fp16 on CPU)
     sat.pretransform.model_half = False
-    from engine.backends.sao_small.conditioners import load_text_encoder
+    from segue.engine.backends.sao_small.conditioners import load_text_encoder
 
     text = load_text_encoder(str(t5), 64)
     emb = text.embed(["tight funk drums, 120 BPM"])

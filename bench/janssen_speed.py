@@ -24,7 +24,7 @@ import numpy as np
 from scipy.signal import resample_poly
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from engine.dsp.janssen import janssen_fill  # noqa: E402
+from segue.engine.dsp.janssen import janssen_fill  # noqa: E402
 
 SRC = Path("/usr/share/sonic-pi/samples/guit_em9.flac")
 

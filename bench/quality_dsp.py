@@ -62,8 +62,8 @@ from scipy.io import wavfile
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent))
 
-from engine.dsp.janssen import ar_extrapolate, janssen_fill  # noqa: E402
-from engine.timeline import Grid  # noqa: E402
+from segue.engine.dsp.janssen import ar_extrapolate, janssen_fill  # noqa: E402
+from segue.engine.timeline import Grid  # noqa: E402
 
 SPANS = ("beat", "bar", "2bars")
 METHODS = ("dsp", "zero", "janssen", "repeat")
@@ -197,14 +197,14 @@ def fill_repeat(xm, s, L, sr, grid):
 
 class DspFill:
     def __init__(self, gain_rule: str | None = None):
-        from engine.backends.dsp import DspBackend
+        from segue.engine.backends.dsp import DspBackend
         self.b = DspBackend()
         self.b.load()
         self.gain_rule = gain_rule
 
     def __call__(self, xm, s, L, sr, grid, variations=1, hit="replace", all_takes=False):
-        from engine.backends.base import JobContext, Task
-        from engine.dsp import exemplar
+        from segue.engine.backends.base import JobContext, Task
+        from segue.engine.dsp import exemplar
         if self.gain_rule:
             exemplar.GAIN_RULE = self.gain_rule
         task = Task(kind="inpaint", sr=sr, channels=xm.shape[0], start_sample=s, frames=L, audio=xm,
@@ -220,7 +220,7 @@ def level_db(y: np.ndarray) -> float:
 def lag_ms(truth: np.ndarray, est: np.ndarray, sr: int, max_ms: float = 20.0) -> float:
     """Timing: the lag (ms) maximising the cross-correlation of the 1 ms level envelopes of the
     estimate against the truth, searched within +-max_ms; positive = the estimate is late."""
-    from engine.dsp.shortgap import _envelope
+    from segue.engine.dsp.shortgap import _envelope
     et = _envelope(truth.mean(axis=0), sr)[0]
     ee = _envelope(est.mean(axis=0), sr)[0]
     m = int(max_ms)
@@ -318,7 +318,7 @@ def hit_rows(item, x, sr, dsp, count, rng) -> list[dict]:
     before a detected onset. The backend sees the real audio (as through the engine); the hit's energy
     (the 50 ms from the onset, cut at the selection end) of the result against the truth's, with the
     default hit "replace" and with "remove" (Janssen, the old behaviour)."""
-    from engine.dsp.shortgap import onsets as hit_onsets
+    from segue.engine.dsp.shortgap import onsets as hit_onsets
     on = hit_onsets(x.mean(axis=0), sr)
     lead, L = int(HIT_LEAD * sr), int(HIT_LEN * sr)
     on = on[(on - lead > sr) & (on + L < x.shape[1] - sr)]
@@ -349,7 +349,7 @@ def codec_lags(items, seconds: float = 8.0) -> list[str]:
     import tempfile
     import soundfile as sf
     from scipy.signal import fftconvolve
-    from engine.audio_io import SourceReader
+    from segue.engine.audio_io import SourceReader
     out = ["| item | format | rate | channels | length difference (samples) | lag (samples) |",
            "|---|---|---|---|---|---|"]
     forms = [("MP3", "MPEG_LAYER_III", "CONSTANT", "mp3"), ("MP3", "MPEG_LAYER_III", "VARIABLE", "mp3"),

@@ -19,8 +19,8 @@ import sys
 import threading
 import time
 
-from engine import __version__
-from engine.errors import SegueError
+from segue.engine import __version__
+from segue.engine.errors import SegueError
 
 from .protocol import (MAX_MESSAGE_CHARS, Double, ProtocolError, authenticate, decode, encode, is_loopback,
                        parse)

@@ -16,9 +16,9 @@ import math
 import re
 from dataclasses import dataclass
 
-from engine.errors import SegueError
-from engine.request import Request
-from engine.timeline import parse_sig
+from segue.engine.errors import SegueError
+from segue.engine.request import Request
+from segue.engine.timeline import parse_sig
 
 VERSION = "1"
 PREFIX = "/segue/"

@@ -80,7 +80,7 @@ def cmd_serve(args) -> int:
     # numpy's BLAS threads cost more than they give on the dsp backend's small products
     # (measured ~10 ms per call on a busy 2-core machine); must be set before numpy loads.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    from bridge.osc_server import OscServer
+    from segue.bridge.osc_server import OscServer
 
     from .engine import Engine
     from .paths import OutputRoots, SourceDirs
@@ -346,7 +346,7 @@ def _port_flag(args) -> str:
 
 def _client(args):
     """EngineClient for the args, or (None, message) for a bad host/port/token."""
-    from bridge.client import EngineClient
+    from segue.bridge.client import EngineClient
 
     try:
         return EngineClient(args.host, args.port, args.token), None
@@ -372,7 +372,7 @@ def _cancel_after_interrupt(args, rid: str) -> None:
 
 
 def _run_request(args, address: str, positional: list, options: dict) -> int:
-    from bridge.client import EngineGone, NoEngine, new_id, request_args
+    from segue.bridge.client import EngineGone, NoEngine, new_id, request_args
 
     rid = args.id or new_id()
     status = StatusFile(args.status_file, rid)
@@ -503,7 +503,7 @@ def cmd_continue(args) -> int:
 
 def _engine_backend(args) -> str | None:
     """The backend a request without --backend goes to (the engine's first), or None if unknown."""
-    from bridge.client import NoEngine
+    from segue.bridge.client import NoEngine
 
     client, _ = _client(args)
     if client is None:
@@ -535,7 +535,7 @@ def cmd_generate(args) -> int:
 
 def cmd_ping(args) -> int:
     if args.wait > 0:  # for scripts: wait until an engine that is starting answers
-        from bridge.client import NoEngine
+        from segue.bridge.client import NoEngine
 
         client, problem = _client(args)
         if client is None:
@@ -788,7 +788,7 @@ def build_parser() -> argparse.ArgumentParser:
         pass
     else:
         add_models_parser(sub)
-    from bridge.jam.cli import add_jam_parser  # `segue jam` (live playing): bridge/jam/
+    from segue.bridge.jam.cli import add_jam_parser  # `segue jam` (live playing): bridge/jam/
 
     add_jam_parser(sub)
     return parser

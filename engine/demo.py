@@ -88,7 +88,7 @@ def next_steps(src: Path) -> str:
     exe = segue_program()
     if exe is None:
         where = ["`segue` is not installed as a program here: run `pip install -e .` in the repository,",
-                 "or use `python -m engine.cli` from the repository root wherever these lines say `segue`."]
+                 "or use `python -m segue.engine.cli` from the repository root wherever these lines say `segue`."]
     else:
         on_path = shutil.which("segue") == str(exe)
         where = [f"The `segue` program is {exe}."]
@@ -105,14 +105,14 @@ def next_steps(src: Path) -> str:
 
 
 def run_demo(port: int = 0) -> int:
-    from bridge.client import EngineClient, NoEngine, request_args
+    from segue.bridge.client import EngineClient, NoEngine, request_args
 
     port = port or _free_port()
     loop = render_loop()
     src = write_demo_loop(loop)
     print(f"rendered a 2-bar groove, repeated to {loop.shape[1] / SR:.1f} s: {src}")
 
-    engine = subprocess.Popen([sys.executable, "-m", "engine.cli", "serve", "--port", str(port),
+    engine = subprocess.Popen([sys.executable, "-m", "segue.engine.cli", "serve", "--port", str(port),
                                "--log-level", "warning"], stdout=subprocess.PIPE, text=True)
     try:
         print(engine.stdout.readline().strip())

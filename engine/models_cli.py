@@ -197,7 +197,7 @@ def cmd_list(args) -> int:
 
 
 def main(argv=None) -> int:
-    """Stand-alone entry for testing: python -m engine.models_cli models check ..."""
+    """Stand-alone entry for testing: python -m segue.engine.models_cli models check ..."""
     parser = argparse.ArgumentParser(prog="segue")
     add_models_parser(parser.add_subparsers(dest="cmd", required=True))
     args = parser.parse_args(argv)

@@ -15,7 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bridge.client import EngineClient, NoEngine  # noqa: E402
+from segue.bridge.client import EngineClient, NoEngine  # noqa: E402
 
 
 def free_port() -> int:
@@ -88,7 +88,7 @@ def start_engine(tmp: Path, *extra: str, backend: str = "dsp", env: dict | None 
     root.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "XDG_DATA_HOME": str(tmp / "xdg"), "PYTHONPATH": str(ROOT), **(env or {})}
     log = tmp / f"engine-{port}.log"
-    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "serve", "--port", str(port), "--backend", backend,
+    proc = subprocess.Popen([sys.executable, "-m", "segue.engine.cli", "serve", "--port", str(port), "--backend", backend,
                              "--allow-dir", str(root), "--log-level", "debug", *extra],
                             stdout=open(log, "w"), stderr=subprocess.STDOUT, env=env, cwd=str(ROOT))
     eng = Engine(proc, port, root, log)

@@ -16,9 +16,9 @@ import pytest
 import soundfile as sf
 
 from audio_corpus import corpus
-from bridge.client import request_args
-from engine.audio_io import SourceReader, probe
-from engine.timeline import round_half_up
+from segue.bridge.client import request_args
+from segue.engine.audio_io import SourceReader, probe
+from segue.engine.timeline import round_half_up
 
 START, END = 4.0, 6.0       # bar 3 at 120 BPM; its twin is bar 7 (12-14 s)
 

@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from bridge.client import request_args
+from segue.bridge.client import request_args
 from conftest import groove
-from engine.audio_io import SourceReader
-from engine.backends.base import Capabilities, JobContext, Task
-from engine.backends.dsp import DspBackend
-from engine.request import Request
-from engine.timeline import Grid
-from engine.validate import context_window, make_task
+from segue.engine.audio_io import SourceReader
+from segue.engine.backends.base import Capabilities, JobContext, Task
+from segue.engine.backends.dsp import DspBackend
+from segue.engine.request import Request
+from segue.engine.timeline import Grid
+from segue.engine.validate import context_window, make_task
 
 
 def noise_file(path, seconds, sr, channels=2, subtype="FLOAT", seed=0):

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bridge.client import request_args
-from bridge.protocol import Double, ProtocolError, decode, encode, parse
+from segue.bridge.client import request_args
+from segue.bridge.protocol import Double, ProtocolError, decode, encode, parse
 from conftest import groove, start_engine, stop_engine, write_wav
 
 
@@ -132,8 +132,8 @@ def test_full_disk_leaves_nothing_behind(tmp_path, monkeypatch):
     """ENOSPC while writing: write_failed, and no partial file remains."""
     import pedalboard.io
 
-    from engine.audio_io import write_wav_atomic
-    from engine.errors import SegueError
+    from segue.engine.audio_io import write_wav_atomic
+    from segue.engine.errors import SegueError
 
     real = pedalboard.io.AudioFile
 
@@ -168,7 +168,7 @@ def test_symlink_escaping_the_root_is_refused(engine, sources, tmp_path):
 
 
 def test_token_required_and_non_loopback_needs_token(tmp_path):
-    from bridge.client import EngineClient
+    from segue.bridge.client import EngineClient
 
     # validated before anything is sent: no packet leaves for a non-loopback address
     with pytest.raises(ValueError, match="not loopback"):
@@ -176,7 +176,7 @@ def test_token_required_and_non_loopback_needs_token(tmp_path):
     import subprocess
     import sys
 
-    r = subprocess.run([sys.executable, "-m", "engine.cli", "serve", "--host", "0.0.0.0", "--port", "0"],
+    r = subprocess.run([sys.executable, "-m", "segue.engine.cli", "serve", "--host", "0.0.0.0", "--port", "0"],
                        capture_output=True, text=True, timeout=60, cwd=str(Path(__file__).parents[1]))
     assert r.returncode == 1 and "--token" in r.stderr
     eng = start_engine(tmp_path, "--token", "s3cret")

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from engine.cache import ByteCache, nbytes
+from segue.engine.cache import ByteCache, nbytes
 
 
 def test_evicts_least_recently_used_by_bytes():

@@ -22,13 +22,13 @@ import pytest
 
 from conftest import ROOT, free_port, groove, start_engine, stop_engine, write_wav
 
-from bridge.protocol import decode, encode
+from segue.bridge.protocol import decode, encode
 
 PY = sys.executable
 
 
 def segue(*args: str, env: dict | None = None, timeout: float = 60, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([PY, "-m", "engine.cli", *args], capture_output=True, text=True, timeout=timeout,
+    return subprocess.run([PY, "-m", "segue.engine.cli", *args], capture_output=True, text=True, timeout=timeout,
                           cwd=str(ROOT), env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}, **kw)
 
 
@@ -111,7 +111,7 @@ def test_usage_errors_exit_2_in_cli_terms(argv, needle):
 
 
 def test_every_subcommand_has_an_example_and_positional_help():
-    from engine.cli import build_parser
+    from segue.engine.cli import build_parser
 
     parser = build_parser()
     subs = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction").choices
@@ -155,7 +155,7 @@ def engine(tmp_path_factory):
 
 
 def test_names_resolving_only_to_loopback_count_as_loopback():
-    from bridge.net import is_loopback_host, loopback_address
+    from segue.bridge.net import is_loopback_host, loopback_address
 
     assert loopback_address("localhost") == "127.0.0.1"   # /etc/hosts: 127.0.0.1 localhost
     assert loopback_address("127.0.0.1") == "127.0.0.1" and loopback_address("::1") == "::1"
@@ -187,7 +187,7 @@ def test_request_prints_its_id_progress_lines_to_100_and_the_status_file_keeps_t
 
 
 def test_relative_source_path_and_quiet(engine, loop):
-    proc = subprocess.run([PY, "-m", "engine.cli", "continue", loop.name, "8.0", "1", "--bpm", "120", "--quiet",
+    proc = subprocess.run([PY, "-m", "segue.engine.cli", "continue", loop.name, "8.0", "1", "--bpm", "120", "--quiet",
                            "--port", str(engine.port)], capture_output=True, text=True, timeout=60, cwd=str(loop.parent),
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 0, proc.stderr
@@ -218,7 +218,7 @@ def test_cancel_of_an_unknown_id_on_a_running_engine(engine):
 
 def test_cancel_by_the_printed_id(engine, tmp_path):
     long_src = write_wav(tmp_path / "long.wav", groove(60.0, 48000), 48000)
-    req = subprocess.Popen([PY, "-m", "engine.cli", "continue", str(long_src), "60", "64", "--bpm", "60",
+    req = subprocess.Popen([PY, "-m", "segue.engine.cli", "continue", str(long_src), "60", "64", "--bpm", "60",
                             "--variations", "8", "--port", str(engine.port)], stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, text=True, cwd=str(ROOT), env={**os.environ, "PYTHONPATH": str(ROOT)})
     first = req.stderr.readline()
@@ -248,7 +248,7 @@ def _accept_then(after):
 
 
 def _client_proc(port: int, src: Path, *extra: str) -> subprocess.Popen:
-    return subprocess.Popen([PY, "-m", "engine.cli", "inpaint", str(src), "1", "2", "--port", str(port),
+    return subprocess.Popen([PY, "-m", "segue.engine.cli", "inpaint", str(src), "1", "2", "--port", str(port),
                              "--id", "r1", *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             cwd=str(ROOT), env={**os.environ, "PYTHONPATH": str(ROOT)})
 
@@ -395,7 +395,7 @@ def test_renders_lists_and_prunes_by_age_and_size(tmp_path):
 # ---------------------------------------------------------------- demo
 
 def test_demo_ends_with_where_segue_is_and_runnable_next_commands(tmp_path):
-    from engine.cli import build_parser
+    from segue.engine.cli import build_parser
 
     env = {"XDG_DATA_HOME": str(tmp_path / "xdg")}
     proc = segue("demo", env=env, timeout=120)
@@ -415,7 +415,7 @@ def test_a_real_engine_killed_mid_request_ends_the_client_within_seconds(tmp_pat
     eng = start_engine(tmp_path)
     status = tmp_path / "long.status"
     try:
-        req = subprocess.Popen([PY, "-m", "engine.cli", "continue", str(loop), "8.0", "32", "--bpm", "120",
+        req = subprocess.Popen([PY, "-m", "segue.engine.cli", "continue", str(loop), "8.0", "32", "--bpm", "120",
                                 "--variations", "8", "--port", str(eng.port), "--timeout", "300",
                                 "--status-file", str(status)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, cwd=str(ROOT), env={**os.environ, "PYTHONPATH": str(ROOT)})

@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from bridge.client import request_args
+from segue.bridge.client import request_args
 from conftest import groove, start_engine, stop_engine
-from engine.audio_io import SourceReader, match_channels, resample, resampled_length
-from engine.backends.base import JobContext, Task
-from engine.backends.dsp import DspBackend
-from engine.dsp.takes import count_distinct, distinct
-from engine.errors import Cancelled
-from engine.timeline import Grid, round_half_up
+from segue.engine.audio_io import SourceReader, match_channels, resample, resampled_length
+from segue.engine.backends.base import JobContext, Task
+from segue.engine.backends.dsp import DspBackend
+from segue.engine.dsp.takes import count_distinct, distinct
+from segue.engine.errors import Cancelled
+from segue.engine.timeline import Grid, round_half_up
 
 
 def call(engine, address, positional, **opts):

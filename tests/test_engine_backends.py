@@ -13,12 +13,12 @@ import threading
 import numpy as np
 import pytest
 
-from bridge.client import request_args
+from segue.bridge.client import request_args
 from conftest import groove, read_audio, start_engine, stop_engine, write_wav
-from engine.backends.base import Backend, Capabilities
-from engine.engine import Engine
-from engine.paths import OutputRoots
-from engine.request import Request
+from segue.engine.backends.base import Backend, Capabilities
+from segue.engine.engine import Engine
+from segue.engine.paths import OutputRoots
+from segue.engine.request import Request
 
 
 # ---- in-process: the Engine with stand-in backends --------------------------------------------
@@ -75,7 +75,7 @@ def test_fewer_distinct_variations_than_asked_are_written_and_reported(echo_engi
 
 
 def test_output_limit_is_checked_before_acceptance(echo_engine):
-    from engine.errors import SegueError
+    from segue.engine.errors import SegueError
 
     with pytest.raises(SegueError) as e:
         echo_engine.submit(Request(kind="inpaint", id="big", src=str(echo_engine.src), start=0.0, end=6.0),
@@ -163,9 +163,9 @@ def test_a_backend_that_fails_to_load_leaves_the_others_serving(tmp_path):
 
 
 def test_backend_options_reach_only_their_backend():
-    from bridge.protocol import ProtocolError, parse
-    from engine.audio_io import Source
-    from engine.validate import make_task
+    from segue.bridge.protocol import ProtocolError, parse
+    from segue.engine.audio_io import Source
+    from segue.engine.validate import make_task
 
     msg = parse("/segue/inpaint", ["o", "/a.wav", 1.0, 2.0, "sa3-small.window", "short", "echo.depth", 3,
                                    "echo.mix", 0.5], ("127.0.0.1", 5))
@@ -190,8 +190,8 @@ def test_backend_options_over_osc(tmp_path):
     eng = Engine({"echo": Spy()}, OutputRoots(default=tmp_path / "out"))
     eng.start()
     try:
-        from bridge.osc_server import OscServer
-        from bridge.client import EngineClient
+        from segue.bridge.osc_server import OscServer
+        from segue.bridge.client import EngineClient
 
         server = OscServer(eng, "127.0.0.1", 0)
         t = threading.Thread(target=server.serve_forever, daemon=True)
@@ -210,7 +210,7 @@ def test_backend_options_over_osc(tmp_path):
 
 def test_submit_touches_no_file_the_worker_does(tmp_path, monkeypatch):
     """Fault 9: the receive thread (here: the caller of submit) never resolves folders or probes sources."""
-    import engine.pipeline as pipeline
+    import segue.engine.pipeline as pipeline
 
     calls = []
 

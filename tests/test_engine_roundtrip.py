@@ -12,9 +12,9 @@ import time
 import numpy as np
 import pytest
 
-from bridge.client import request_args
+from segue.bridge.client import request_args
 from conftest import ROOT, groove, read_audio, start_engine, stop_engine, write_wav
-from engine.timeline import Grid, bars_to_samples
+from segue.engine.timeline import Grid, bars_to_samples
 
 
 def call(engine, address, positional, **opts):
@@ -88,7 +88,7 @@ def test_continue_exact_bars(engine, sources, bpm, sig, bars, sr):
 
 def test_seven_eight_bar_length_and_rounding():
     assert Grid(120.0, 7, 8).bar_seconds == pytest.approx(1.75)
-    from engine.timeline import round_half_up, span_to_samples
+    from segue.engine.timeline import round_half_up, span_to_samples
 
     assert round_half_up(2.5) == 3 and round(2.5) == 2      # not Python's round-half-even
     assert span_to_samples(0.5, 1.0, 3) == (2, 2)           # 1.5 -> 2 for both start and length
@@ -133,7 +133,7 @@ def test_out_folder_under_allowed_root(engine, sources):
 def test_reply_port_routes_replies(engine, sources):
     import socket
 
-    from bridge.protocol import decode
+    from segue.bridge.protocol import decode
 
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as listener:
         listener.bind(("127.0.0.1", 0))
@@ -197,7 +197,7 @@ def test_request_timeout(engine, sources):
 def test_cli_client_prints_path_and_writes_status_file(engine, sources, tmp_path):
     status = tmp_path / "status.txt"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    r = subprocess.run([sys.executable, "-m", "engine.cli", "continue", str(sources["loop48"]), "30", "2",
+    r = subprocess.run([sys.executable, "-m", "segue.engine.cli", "continue", str(sources["loop48"]), "30", "2",
                         "--bpm", "120", "--sr", "44100", "--port", str(engine.port), "--id", "cli1",
                         "--status-file", str(status)], capture_output=True, text=True, env=env, timeout=60)
     assert r.returncode == 0, r.stderr
@@ -210,13 +210,13 @@ def test_cli_client_prints_path_and_writes_status_file(engine, sources, tmp_path
 
 def test_cli_client_error_and_no_engine(engine, sources, tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    r = subprocess.run([sys.executable, "-m", "engine.cli", "inpaint", str(sources["loop48"]), "5", "4",
+    r = subprocess.run([sys.executable, "-m", "segue.engine.cli", "inpaint", str(sources["loop48"]), "5", "4",
                         "--port", str(engine.port)], capture_output=True, text=True, env=env, timeout=60)
     assert r.returncode == 1 and "bad_region" in r.stderr
     from conftest import free_port
 
     status = tmp_path / "st.txt"
-    r = subprocess.run([sys.executable, "-m", "engine.cli", "ping", "--port", str(free_port()),
+    r = subprocess.run([sys.executable, "-m", "segue.engine.cli", "ping", "--port", str(free_port()),
                         "--status-file", str(status)], capture_output=True, text=True, env=env, timeout=60)
     assert r.returncode == 3 and "no_engine" in r.stderr and "segue serve" in r.stderr
     assert "code=no_engine" in status.read_text()
@@ -257,7 +257,7 @@ def test_f32_option_sends_no_float64(engine, sources):
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
         s.settimeout(30)
-        from bridge.protocol import Double, encode
+        from segue.bridge.protocol import Double, encode
 
         s.sendto(encode("/segue/inpaint", ["f32a", str(sources["loop48"]), Double(3.0), Double(4.0),
                                            "bpm", Double(120.0), "f32", 1]), ("127.0.0.1", engine.port))

@@ -16,7 +16,7 @@ def jam(*args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     env.pop("JACK_DEFAULT_SERVER", None)
     env["XDG_DATA_HOME"] = os.path.join(tempfile.gettempdir(), "segue-jam-cli-test")  # not the user's folder
-    return subprocess.run([sys.executable, "-m", "engine.cli", "jam", "--status", "off", *args], env=env,
+    return subprocess.run([sys.executable, "-m", "segue.engine.cli", "jam", "--status", "off", *args], env=env,
                           cwd=str(ROOT), capture_output=True, text=True, timeout=60)
 
 

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from bridge.jam.clock import ClockMap, FrameStamper, MidiClockFollower, fixed_map, parse_sig, ticks_per_bar
+from segue.bridge.jam.clock import ClockMap, FrameStamper, MidiClockFollower, fixed_map, parse_sig, ticks_per_bar
 
 SR = 48000
 PERIOD = 256

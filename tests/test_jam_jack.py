@@ -48,7 +48,7 @@ def jack_server():
 def test_clock_follower_through_a_real_jack_midi_port(jack_server):
     import mido
 
-    from bridge.jam.clock import FrameStamper, MidiClockFollower, MidiInput
+    from segue.bridge.jam.clock import FrameStamper, MidiClockFollower, MidiInput
 
     stamper = FrameStamper()
     inp = MidiInput(None, "UNIX_JACK", virtual_name="clock_in", client_name="follower")
@@ -106,7 +106,7 @@ def test_clock_follower_through_a_real_jack_midi_port(jack_server):
 
 
 def _now():
-    from bridge.jam.clock import now
+    from segue.bridge.jam.clock import now
 
     return now()
 

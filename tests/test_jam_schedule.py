@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bridge.jam.clock import fixed_map
-from bridge.jam.ringbuffer import RingBuffer, last_bars
-from bridge.jam.scheduler import Clip, Mixer, launch_bar, start_frame
-from bridge.jam.triggers import Action, Binding, TriggerMap, key_action, osc_action
+from segue.bridge.jam.clock import fixed_map
+from segue.bridge.jam.ringbuffer import RingBuffer, last_bars
+from segue.bridge.jam.scheduler import Clip, Mixer, launch_bar, start_frame
+from segue.bridge.jam.triggers import Action, Binding, TriggerMap, key_action, osc_action
 
 SR = 48000
 M120 = fixed_map(120.0, SR)  # 96000 frames per bar
@@ -137,7 +137,7 @@ def test_keys_and_osc_actions():
 
 
 def test_bar_lines_recorded_half_a_bar_later_are_used_for_the_cut():
-    from bridge.jam.ringbuffer import BarLines
+    from segue.bridge.jam.ringbuffer import BarLines
 
     lines = BarLines()
     old = fixed_map(120.0, SR)  # the map while bars 0-3 were played

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from engine.dsp.janssen import LEVINSON_MAX_GAP, ar_extrapolate, default_order, janssen_fill
+from segue.engine.dsp.janssen import LEVINSON_MAX_GAP, ar_extrapolate, default_order, janssen_fill
 
 SR = 48000
 
@@ -56,7 +56,7 @@ def test_levinson_and_pcg_paths_agree():
     s = SR // 2
     g = LEVINSON_MAX_GAP + 200              # PCG path
     y_pcg = janssen_fill(x, s, g)[0]
-    import engine.dsp.janssen as J
+    import segue.engine.dsp.janssen as J
     old = J.LEVINSON_MAX_GAP
     J.LEVINSON_MAX_GAP = 10 ** 9
     try:

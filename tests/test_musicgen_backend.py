@@ -14,12 +14,12 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 torch.set_num_threads(1)     # tiny models: thread hand-offs cost more than the math on a busy 2-core machine
 
-from engine.backends import BackendConfig, JobContext, Task, create  # noqa: E402
-from engine.backends.musicgen import plan  # noqa: E402
-from engine.backends.musicgen.loading import REPO_ID, resolve_model_dir  # noqa: E402
-from engine.dsp.janssen import ar_extrapolate  # noqa: E402
-from engine.errors import Cancelled, SegueError  # noqa: E402
-from engine.timeline import Grid, bars_to_samples  # noqa: E402
+from segue.engine.backends import BackendConfig, JobContext, Task, create  # noqa: E402
+from segue.engine.backends.musicgen import plan  # noqa: E402
+from segue.engine.backends.musicgen.loading import REPO_ID, resolve_model_dir  # noqa: E402
+from segue.engine.dsp.janssen import ar_extrapolate  # noqa: E402
+from segue.engine.errors import Cancelled, SegueError  # noqa: E402
+from segue.engine.timeline import Grid, bars_to_samples  # noqa: E402
 from tests.musicgen.fixtures import write_tiny_folder  # noqa: E402
 
 from conftest import groove  # noqa: E402
@@ -216,7 +216,7 @@ def test_chunked_continuation_is_exact_and_joins_without_clicks(chunky, monkeypa
     for b in bounds:
         assert _join_error(tl, b) < 0.2 * typical, (b, _join_error(tl, b), typical)
     # the same measure catches a join left out (the check can fail)
-    import engine.backends.musicgen.backend as mb
+    import segue.engine.backends.musicgen.backend as mb
 
     monkeypatch.setattr(mb, "join_source", lambda y, *a, **k: y)
     raw = chunky.timeline(task, JobContext())
@@ -225,7 +225,7 @@ def test_chunked_continuation_is_exact_and_joins_without_clicks(chunky, monkeypa
 
 def test_level_is_matched_to_the_source(backend, monkeypatch):
     """The continuation is scaled by RMS(original prompt) / RMS(EnCodec's re-decoded prompt)."""
-    import engine.backends.musicgen.backend as mb
+    import segue.engine.backends.musicgen.backend as mb
 
     task = _continue(48000, 5.0, 4.0, 1)
     seen = []
@@ -245,7 +245,7 @@ def test_level_is_matched_to_the_source(backend, monkeypatch):
 
 
 def test_match_gain():
-    from engine.backends.musicgen.backend import match_gain
+    from segue.engine.backends.musicgen.backend import match_gain
 
     x = np.random.default_rng(0).standard_normal(64000).astype(np.float32)
     assert match_gain(x, 0.5 * x) == pytest.approx(2.0)

@@ -12,9 +12,9 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 torch.set_num_threads(1)     # tiny models: thread hand-offs cost more than the math on a busy 2-core machine
 
-from engine.backends.musicgen import plan  # noqa: E402
-from engine.backends.musicgen.loading import load_model  # noqa: E402
-from engine.backends.musicgen.prefill import MusicgenPrefillOnce, static_cache  # noqa: E402
+from segue.engine.backends.musicgen import plan  # noqa: E402
+from segue.engine.backends.musicgen.loading import load_model  # noqa: E402
+from segue.engine.backends.musicgen.prefill import MusicgenPrefillOnce, static_cache  # noqa: E402
 from tests.musicgen.fixtures import write_tiny_folder  # noqa: E402
 
 

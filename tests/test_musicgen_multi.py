@@ -13,9 +13,9 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from bridge.client import request_args  # noqa: E402
+from segue.bridge.client import request_args  # noqa: E402
 from conftest import groove, read_audio, start_engine, stop_engine, write_wav  # noqa: E402
-from engine.timeline import Grid, bars_to_samples  # noqa: E402
+from segue.engine.timeline import Grid, bars_to_samples  # noqa: E402
 from tests.musicgen.fixtures import write_tiny_folder  # noqa: E402
 from tests.sao.fixtures import write_serving_folders  # noqa: E402
 

@@ -15,9 +15,9 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from bridge.client import request_args  # noqa: E402
+from segue.bridge.client import request_args  # noqa: E402
 from conftest import ROOT, groove, read_audio, start_engine, stop_engine, write_wav  # noqa: E402
-from engine.timeline import Grid, bars_to_samples  # noqa: E402
+from segue.engine.timeline import Grid, bars_to_samples  # noqa: E402
 from tests.musicgen.fixtures import write_tiny_folder  # noqa: E402
 
 
@@ -77,7 +77,7 @@ def test_continue_and_generate_over_osc(mg_engine):
 def test_bad_model_folder_fails_at_start_with_a_clear_message(tmp_path):
     (tmp_path / "half").mkdir()
     (tmp_path / "half" / "config.json").write_text('{"model_type": "musicgen"}')
-    r = subprocess.run([sys.executable, "-m", "engine.cli", "serve", "--backend", "musicgen-small", "--model",
+    r = subprocess.run([sys.executable, "-m", "segue.engine.cli", "serve", "--backend", "musicgen-small", "--model",
                         str(tmp_path / "half"), "--port", "0"], capture_output=True, text=True, timeout=120,
                        cwd=str(ROOT))
     assert r.returncode == 1 and "model_invalid" in r.stderr and "model.safetensors" in r.stderr
@@ -85,7 +85,7 @@ def test_bad_model_folder_fails_at_start_with_a_clear_message(tmp_path):
 
 def _models(*args, **env):
     e = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT), **env)
-    return subprocess.run([sys.executable, "-m", "engine.models_cli", "models", *args],
+    return subprocess.run([sys.executable, "-m", "segue.engine.models_cli", "models", *args],
                           capture_output=True, text=True, cwd=str(ROOT), env=e, timeout=300)
 
 

@@ -11,8 +11,8 @@ import pytest
 
 pytest.importorskip("huggingface_hub")
 
-from engine.backends.neural import hub  # noqa: E402
-from engine.errors import SegueError  # noqa: E402
+from segue.engine.backends.neural import hub  # noqa: E402
+from segue.engine.errors import SegueError  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -66,7 +66,7 @@ def test_hf_home_is_honoured_in_a_fresh_process(tmp_path):
     snap = fake_cache(tmp_path / "home" / "hub", "org/model", {"model_config.json": "{}"})
     env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
     env.update(HF_HOME=str(tmp_path / "home"), PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1")
-    code = "from engine.backends.neural import hub; print(hub.locate('org/model', 'x/y'))"
+    code = "from segue.engine.backends.neural import hub; print(hub.locate('org/model', 'x/y'))"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == str(snap)

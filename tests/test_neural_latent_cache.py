@@ -7,7 +7,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from engine.backends.neural.latent_cache import LatentCache  # noqa: E402
+from segue.engine.backends.neural.latent_cache import LatentCache  # noqa: E402
 
 HOP = 64
 

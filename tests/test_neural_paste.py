@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import given, settings, strategies as st
 
-from engine.backends.neural.paste import (bend_into, fade_length, from_model_rate, level_gain, outside_mask,
+from segue.engine.backends.neural.paste import (bend_into, fade_length, from_model_rate, level_gain, outside_mask,
                                           paste_regions)
 
 

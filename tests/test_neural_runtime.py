@@ -6,8 +6,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from engine.backends.neural import runtime  # noqa: E402
-from engine.errors import SegueError  # noqa: E402
+from segue.engine.backends.neural import runtime  # noqa: E402
+from segue.engine.errors import SegueError  # noqa: E402
 
 
 def raising_backend(gm, example_inputs):

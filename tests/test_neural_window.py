@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from engine.backends.neural.window import (align_window, context_window, generate_frames, group_regions, keep_mask,
+from segue.engine.backends.neural.window import (align_window, context_window, generate_frames, group_regions, keep_mask,
                                            official_canvas_frames, runs, snap, to_model_samples, union, valid_frames)
 
 

@@ -38,7 +38,7 @@ def test_readme_examples_run_as_written(tmp_path):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     exe = bin_dir / "segue"
-    exe.write_text(f'#!/bin/sh\nPYTHONPATH="{ROOT}" exec "{sys.executable}" -m engine.cli "$@"\n')
+    exe.write_text(f'#!/bin/sh\nPYTHONPATH="{ROOT}" exec "{sys.executable}" -m segue.engine.cli "$@"\n')
     exe.chmod(0o755)
     script = tmp_path / "readme.sh"
     script.write_text("set -e\n" + block)

@@ -40,7 +40,7 @@ def segue_program(tmp: Path) -> Path:
     if exe.exists():
         return exe
     wrapper = tmp / "segue"
-    wrapper.write_text(f"#!/bin/sh\nPYTHONPATH={h.ROOT} exec {sys.executable} -m engine.cli \"$@\"\n")
+    wrapper.write_text(f"#!/bin/sh\nPYTHONPATH={h.ROOT} exec {sys.executable} -m segue.engine.cli \"$@\"\n")
     wrapper.chmod(0o755)
     return wrapper
 

@@ -16,8 +16,8 @@ import time
 import numpy as np
 import pytest
 
-from bridge.client import request_args
-from bridge.protocol import Double, decode, encode
+from segue.bridge.client import request_args
+from segue.bridge.protocol import Double, decode, encode
 from conftest import groove, read_audio, start_engine, stop_engine, write_wav
 
 # ---- helpers ----------------------------------------------------------------------------------
@@ -142,8 +142,8 @@ def test_source_longer_than_the_engine_reads_is_refused(tmp_path):
 
 
 def test_outputs_past_the_wav_limit_are_refused_before_rendering():
-    from engine.errors import SegueError
-    from engine.validate import check_output_size
+    from segue.engine.errors import SegueError
+    from segue.engine.validate import check_output_size
 
     check_output_size(600 * 192000, 2, 4)                    # 10 min at 192 kHz stereo: 879 MiB a file
     with pytest.raises(SegueError) as e:
@@ -337,9 +337,9 @@ def test_regions_and_hit_apply_to_inpaint_only_and_hit_is_checked(engine, source
 
 
 def test_regions_reach_the_task_in_samples():
-    from bridge.protocol import parse
-    from engine.audio_io import Source
-    from engine.validate import make_task
+    from segue.bridge.protocol import parse
+    from segue.engine.audio_io import Source
+    from segue.engine.validate import make_task
 
     msg = parse("/segue/inpaint", ["t", "/a.wav", Double(1.0), Double(2.0), "regions", "1.25:1.5,1.75:2.0",
                                    "hit", "remove"], ("127.0.0.1", 5))

@@ -13,11 +13,11 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from engine.backends import create  # noqa: E402
-from engine.backends.base import BackendConfig, JobContext, Task  # noqa: E402
-from engine.backends.neural.window import official_canvas_frames  # noqa: E402
-from engine.errors import Cancelled, SegueError  # noqa: E402
-from engine.timeline import Grid  # noqa: E402
+from segue.engine.backends import create  # noqa: E402
+from segue.engine.backends.base import BackendConfig, JobContext, Task  # noqa: E402
+from segue.engine.backends.neural.window import official_canvas_frames  # noqa: E402
+from segue.engine.errors import Cancelled, SegueError  # noqa: E402
+from segue.engine.timeline import Grid  # noqa: E402
 from tests.sa3.fixtures import write_tiny_sa3_folder  # noqa: E402
 
 SR = 48000

@@ -22,8 +22,8 @@ if not sat020_available():
     pytest.skip("stable-audio-tools 0.0.20 is the test-only oracle that writes the checkpoint",
                 allow_module_level=True)
 
-from engine.backends.sa3_small.config import sa3_small_config  # noqa: E402
-from engine.backends.sa3_small.loading import load_sa3  # noqa: E402
+from segue.engine.backends.sa3_small.config import sa3_small_config  # noqa: E402
+from segue.engine.backends.sa3_small.loading import load_sa3  # noqa: E402
 
 
 def test_full_size_official_checkpoint_loads_strictly(tmp_path):

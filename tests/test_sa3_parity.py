@@ -26,9 +26,9 @@ if not sat020_available():
     pytest.skip("stable-audio-tools 0.0.20 (--target <venv>/sat-0.0.20) with einops, einops-exts and "
                 "alias-free-torch is the test-only oracle: see scripts/test.sh", allow_module_level=True)
 
-from engine.backends.sa3_small import canvas as cv  # noqa: E402
-from engine.backends.sa3_small.loading import load_sa3  # noqa: E402
-from engine.backends.sa3_small.sampler import build_schedule, logsnr_schedule  # noqa: E402
+from segue.engine.backends.sa3_small import canvas as cv  # noqa: E402
+from segue.engine.backends.sa3_small.loading import load_sa3  # noqa: E402
+from segue.engine.backends.sa3_small.sampler import build_schedule, logsnr_schedule  # noqa: E402
 
 TOL = 1e-4
 PROMPT = "drum loop 120 bpm"

@@ -15,9 +15,9 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from bridge.client import request_args  # noqa: E402
+from segue.bridge.client import request_args  # noqa: E402
 from conftest import ROOT, groove, read_audio, start_engine, stop_engine  # noqa: E402
-from engine.timeline import Grid, bars_to_samples  # noqa: E402
+from segue.engine.timeline import Grid, bars_to_samples  # noqa: E402
 from tests.sa3.fixtures import write_tiny_sa3_folder  # noqa: E402
 
 SR = 48000
@@ -110,7 +110,7 @@ def test_too_long_is_refused_and_the_engine_keeps_serving(sa3_engine):
 
 
 def _serve(*args):
-    return subprocess.run([sys.executable, "-m", "engine.cli", "serve", "--backend", "sa3-small", "--port", "0",
+    return subprocess.run([sys.executable, "-m", "segue.engine.cli", "serve", "--backend", "sa3-small", "--port", "0",
                            *args], capture_output=True, text=True, timeout=180, cwd=str(ROOT))
 
 
@@ -135,7 +135,7 @@ def _models(*args, env_extra=None):
     import os
 
     env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT), **(env_extra or {}))
-    return subprocess.run([sys.executable, "-m", "engine.models_cli", "models", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "segue.engine.models_cli", "models", *args], capture_output=True,
                           text=True, cwd=ROOT, env=env, timeout=300)
 
 

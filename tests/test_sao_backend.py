@@ -12,11 +12,11 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 pytest.importorskip("safetensors")
 
-from engine.backends import create  # noqa: E402
-from engine.backends.base import BackendConfig, JobContext, Task  # noqa: E402
-from engine.backends.sao_small.loading import load_model  # noqa: E402
-from engine.errors import Cancelled, SegueError  # noqa: E402
-from engine.timeline import Grid  # noqa: E402
+from segue.engine.backends import create  # noqa: E402
+from segue.engine.backends.base import BackendConfig, JobContext, Task  # noqa: E402
+from segue.engine.backends.sao_small.loading import load_model  # noqa: E402
+from segue.engine.errors import Cancelled, SegueError  # noqa: E402
+from segue.engine.timeline import Grid  # noqa: E402
 from tests.sao.fixtures import write_model_folder, write_serving_folders  # noqa: E402
 
 SR = 48000

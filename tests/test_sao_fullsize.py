@@ -19,8 +19,8 @@ from tests.sao.fixtures import build_sat_model, sat_available, write_model_folde
 if not sat_available():
     pytest.skip("stable-audio-tools 0.0.19 is the test-only oracle that writes the checkpoint", allow_module_level=True)
 
-from engine.backends.sao_small.config import sao_small_config  # noqa: E402
-from engine.backends.sao_small.loading import load_model  # noqa: E402
+from segue.engine.backends.sao_small.config import sao_small_config  # noqa: E402
+from segue.engine.backends.sao_small.loading import load_model  # noqa: E402
 
 
 def test_full_size_official_layout_loads_strictly(tmp_path):

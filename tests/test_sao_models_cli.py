@@ -12,8 +12,8 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from engine.backends.sao_small.config import SaoConfig  # noqa: E402
-from engine.backends.sao_small.loading import SaoModel, export_official_state_dict  # noqa: E402
+from segue.engine.backends.sao_small.config import SaoConfig  # noqa: E402
+from segue.engine.backends.sao_small.loading import SaoModel, export_official_state_dict  # noqa: E402
 from tests.sao.fixtures import make_t5_folder, serving_config, write_model_folder  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def run(*args, env_extra=None):
     env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT), **(env_extra or {}))
-    return subprocess.run([sys.executable, "-m", "engine.models_cli", "models", *args],
+    return subprocess.run([sys.executable, "-m", "segue.engine.models_cli", "models", *args],
                           capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
 
 

@@ -17,8 +17,8 @@ from tests.sao.fixtures import build_sat_model, install_sat_stubs, sat_available
 if not sat_available():
     pytest.skip("stable-audio-tools 0.0.19 (with --no-deps) and einops are needed as the oracle", allow_module_level=True)
 
-from engine.backends.sao_small.loading import load_model  # noqa: E402
-from engine.backends.sao_small.sampler import rf_schedule, sample_pingpong  # noqa: E402
+from segue.engine.backends.sao_small.loading import load_model  # noqa: E402
+from segue.engine.backends.sao_small.sampler import rf_schedule, sample_pingpong  # noqa: E402
 
 TOL = 1e-4
 

@@ -13,9 +13,9 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from bridge.client import request_args  # noqa: E402
+from segue.bridge.client import request_args  # noqa: E402
 from conftest import ROOT, groove, read_audio, start_engine, stop_engine, write_wav  # noqa: E402
-from engine.timeline import Grid, bars_to_samples  # noqa: E402
+from segue.engine.timeline import Grid, bars_to_samples  # noqa: E402
 from tests.sao.fixtures import write_serving_folders  # noqa: E402
 
 
@@ -92,7 +92,7 @@ def test_compile_failure_at_first_call_falls_back_to_eager(tmp_path):
 
 
 def test_bad_model_folder_fails_at_start_with_a_clear_message(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "engine.cli", "serve", "--backend", "sao-small", "--model",
+    r = subprocess.run([sys.executable, "-m", "segue.engine.cli", "serve", "--backend", "sao-small", "--model",
                         str(tmp_path / "nowhere"), "--port", "0"], capture_output=True, text=True, timeout=120,
                        cwd=str(ROOT))
     assert r.returncode == 1 and "model" in r.stderr and "nowhere" in r.stderr

@@ -510,6 +510,6 @@ class Jam:
 
 def _default_workdir() -> Path:
     """A folder under the engine's default allowed root, so the engine may write its results there."""
-    from engine.paths import default_render_dir
+    from segue.engine.paths import default_render_dir
 
     return default_render_dir() / "jam"

@@ -9,10 +9,10 @@ from .base import Backend, BackendConfig, Capabilities, JobContext, Task
 
 # name -> "module:Class"; neural backends register here as they land.
 REGISTRY = {
-    "dsp": "engine.backends.dsp:DspBackend",
-    "sao-small": "engine.backends.sao_small:SaoSmallBackend",
-    "sa3-small": "engine.backends.sa3_small:Sa3SmallBackend",
-    "musicgen-small": "engine.backends.musicgen:MusicgenBackend",
+    "dsp": "segue.engine.backends.dsp:DspBackend",
+    "sao-small": "segue.engine.backends.sao_small:SaoSmallBackend",
+    "sa3-small": "segue.engine.backends.sa3_small:Sa3SmallBackend",
+    "musicgen-small": "segue.engine.backends.musicgen:MusicgenBackend",
 }
 
 

@@ -26,7 +26,7 @@ class Jam:
         self.osc_port = free_port()
         self.log = tmp / f"jam-{self.osc_port}.log"
         env = dict(os.environ, PYTHONPATH=str(ROOT))
-        self.proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "jam", "--audio-api", "jack",
+        self.proc = subprocess.Popen([sys.executable, "-m", "segue.engine.cli", "jam", "--audio-api", "jack",
                                       "--midi-api", "UNIX_JACK", "--port", str(engine_port), "--osc-port",
                                       str(self.osc_port), "--status", "off", *args],
                                      stdout=open(self.log, "w"), stderr=subprocess.STDOUT, env=env, cwd=str(ROOT),
@@ -37,7 +37,7 @@ class Jam:
         self.sock.settimeout(2.0)
 
     def send(self, address: str, *args) -> tuple[str, list]:
-        from bridge.protocol import decode, encode
+        from segue.bridge.protocol import decode, encode
 
         self.sock.sendto(encode(address, list(args)), ("127.0.0.1", self.osc_port))
         data, _ = self.sock.recvfrom(65535)

@@ -17,8 +17,8 @@ if names != ["lo"]:
 
 import link  # noqa: E402
 
-from bridge.jam.clock import FrameStamper, now  # noqa: E402
-from bridge.jam.link import LinkClock  # noqa: E402
+from segue.bridge.jam.clock import FrameStamper, now  # noqa: E402
+from segue.bridge.jam.link import LinkClock  # noqa: E402
 
 SR = 48000
 band = link.Link(133.0)

@@ -17,7 +17,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bridge.jam.clock import FrameStamper, MidiInput, now  # noqa: E402
+from segue.bridge.jam.clock import FrameStamper, MidiInput, now  # noqa: E402
 from tests.live.harness import SR, Band, wait_for_ports  # noqa: E402
 
 

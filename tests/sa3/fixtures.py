@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from engine.backends.sa3_small.config import sa3_small_config
+from segue.engine.backends.sa3_small.config import sa3_small_config
 
 T5_SUBFOLDER = "t5gemma-b-b-ul2"
 WORDS = ["▁drum", "▁drums", "▁loop", "▁bass", "▁piano", "▁house", "▁techno", "▁beat", "▁120", "▁bpm",
@@ -113,9 +113,9 @@ def write_model_folder(folder: Path, cfg: dict, state: dict, t5_folder: Path | N
 def write_tiny_sa3_folder(root: Path, cfg: dict | None = None, seed: int = 0) -> Path:
     """A complete tiny SA3 model folder in the official layout (random weights, written by our own
     model's exporter): root/model_config.json, root/model.safetensors, root/t5gemma-b-b-ul2/."""
-    from engine.backends.sa3_small.config import Sa3Config
-    from engine.backends.sa3_small.loading import export_official_state_dict
-    from engine.backends.sa3_small.model import SA3Model
+    from segue.engine.backends.sa3_small.config import Sa3Config
+    from segue.engine.backends.sa3_small.loading import export_official_state_dict
+    from segue.engine.backends.sa3_small.model import SA3Model
 
     cfg = copy.deepcopy(cfg or tiny_config())
     torch.manual_seed(seed)

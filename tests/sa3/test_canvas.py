@@ -7,7 +7,7 @@ import pytest
 torch = pytest.importorskip("torch")
 from hypothesis import given, settings, strategies as st  # noqa: E402
 
-from engine.backends.sa3_small import canvas as cv  # noqa: E402
+from segue.engine.backends.sa3_small import canvas as cv  # noqa: E402
 
 SR = 44100
 

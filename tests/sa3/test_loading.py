@@ -13,9 +13,9 @@ pytest.importorskip("safetensors")
 pytest.importorskip("transformers")
 from safetensors.torch import load_file, save_file  # noqa: E402
 
-from engine.backends.sa3_small.config import Sa3Config  # noqa: E402
-from engine.backends.sa3_small.loading import export_official_state_dict, load_sa3  # noqa: E402
-from engine.errors import SegueError  # noqa: E402
+from segue.engine.backends.sa3_small.config import Sa3Config  # noqa: E402
+from segue.engine.backends.sa3_small.loading import export_official_state_dict, load_sa3  # noqa: E402
+from segue.engine.errors import SegueError  # noqa: E402
 from tests.sa3.fixtures import T5_SUBFOLDER, tiny_config, write_tiny_sa3_folder  # noqa: E402
 
 KEY = "model.model.transformer.layers.1.to_local_embed.0.weight"

@@ -8,9 +8,9 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("safetensors")
 pytest.importorskip("transformers")
 
-from engine.backends.sa3_small import canvas as cv  # noqa: E402
-from engine.backends.sa3_small.loading import load_sa3  # noqa: E402
-from engine.errors import Cancelled  # noqa: E402
+from segue.engine.backends.sa3_small import canvas as cv  # noqa: E402
+from segue.engine.backends.sa3_small.loading import load_sa3  # noqa: E402
+from segue.engine.errors import Cancelled  # noqa: E402
 from tests.sa3.fixtures import write_tiny_sa3_folder  # noqa: E402
 
 SECONDS = 3.0
@@ -99,7 +99,7 @@ def test_noise_is_the_same_at_every_precision(folder, model, canvas):
     seen = {}
     for name, m in (("fp32", model), ("bf16", low)):
         zero = lambda x, t: torch.zeros_like(x)  # noqa: E731  - isolates the noise path
-        from engine.backends.sa3_small.sampler import sample_pingpong
+        from segue.engine.backends.sa3_small.sampler import sample_pingpong
 
         x0 = torch.randn(1, 8, frames, generator=torch.Generator().manual_seed(9)).to(m.dit.dtype)
         seen[name] = sample_pingpong(zero, x0, m.schedule(8, SECONDS), generator=torch.Generator().manual_seed(9))

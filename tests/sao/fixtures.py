@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from engine.backends.sao_small.config import sao_small_config
+from segue.engine.backends.sao_small.config import sao_small_config
 
 
 _SAT_MODULES = ("stable_audio_tools.models.autoencoders", "stable_audio_tools.models.conditioners",
@@ -157,8 +157,8 @@ def serving_config() -> dict:
 
 def write_serving_folders(root: Path) -> Path:
     """root/model (tiny serving-size checkpoint, small random weights, official keys) and root/t5."""
-    from engine.backends.sao_small.config import SaoConfig
-    from engine.backends.sao_small.loading import SaoModel, export_official_state_dict
+    from segue.engine.backends.sao_small.config import SaoConfig
+    from segue.engine.backends.sao_small.loading import SaoModel, export_official_state_dict
 
     cfg = serving_config()
     torch.manual_seed(0)
