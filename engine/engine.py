@@ -247,7 +247,10 @@ class Engine:
 
         ctx = JobContext(report=report, cancelled=job.cancelled.is_set, deadline=t0 + job.timeout)
         try:
-            result = render(req, job.backend, self.reader, self.roots, ctx, self.limits, job.backend_name)
+            try:
+                result = render(req, job.backend, self.reader, self.roots, ctx, self.limits, job.backend_name)
+            finally:   # before the final reply: a status asked right after `done` sees this job's effects
+                self._info[job.backend_name] = _safe_info(job.backend)
         except SegueError as e:  # cancelled and timed-out requests too
             message = job.reason if e.code == "cancelled" and job.reason and job.reason != "cancelled" else e.message
             log.info("%s %s failed: %s %s", req.kind, req.id, e.code, message)
