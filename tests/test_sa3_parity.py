@@ -19,7 +19,8 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("safetensors")
 pytest.importorskip("transformers")
 
-from tests.sa3.fixtures import T5_SUBFOLDER, make_t5gemma_folder, run_oracle, sat020_available, tiny_config  # noqa: E402
+from tests.sa3.fixtures import (T5_SUBFOLDER, make_t5gemma_folder, run_oracle, sat020_available,  # noqa: E402
+                                tiny_config)
 
 if not sat020_available():
     pytest.skip("stable-audio-tools 0.0.20 (--target <venv>/sat-0.0.20) with einops, einops-exts and "

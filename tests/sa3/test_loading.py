@@ -70,7 +70,8 @@ def test_unexpected_key_is_named(folder):
 def test_mis_shaped_key_is_named_with_both_shapes(folder):
     _edit_weights(folder, lambda sd: sd.__setitem__(KEY, torch.zeros(128, 10)))
     err = _error(folder)
-    assert err.code == "model_invalid" and KEY in err.message and "(128, 10)" in err.message and "(128, 9)" in err.message
+    assert err.code == "model_invalid" and KEY in err.message
+    assert "(128, 10)" in err.message and "(128, 9)" in err.message
 
 
 def test_config_and_checkpoint_disagree(folder):
@@ -147,3 +148,17 @@ def test_missing_config_field_is_a_clear_error():
     with pytest.raises(SegueError) as e:
         Sa3Config.from_dict(cfg)
     assert e.value.code == "model_invalid" and "embed_dim" in e.value.message
+
+
+def test_model_ckpt_is_read_when_there_is_no_safetensors(folder):
+    """The official loader's fallback: model.ckpt holding {"state_dict": ...}."""
+    ref = load_sa3(folder, text_encoder=False)
+    sd = load_file(str(folder / "model.safetensors"))
+    (folder / "model.safetensors").unlink()
+    torch.save({"state_dict": sd}, str(folder / "model.ckpt"))
+    got = load_sa3(folder, text_encoder=False)
+    for (k, a), (_, b) in zip(ref.state_dict().items(), got.state_dict().items()):
+        assert torch.equal(a, b), k
+    sd.pop(KEY)
+    torch.save({"state_dict": sd}, str(folder / "model.ckpt"))
+    assert KEY in _error(folder, text_encoder=False).message

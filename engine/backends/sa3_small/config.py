@@ -129,7 +129,8 @@ class Sa3Config:
         except SegueError:
             raise
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
-            raise SegueError("model_invalid", f"model_config.json is not a Stable Audio 3 config: missing or bad {e!r}") from e
+            raise SegueError("model_invalid",
+                             f"model_config.json is not a Stable Audio 3 config: missing or bad {e!r}") from e
 
     @classmethod
     def from_file(cls, path: str | Path) -> "Sa3Config":

@@ -94,7 +94,8 @@ def export_official_state_dict(model: SA3Model) -> dict[str, torch.Tensor]:
         off = ours_to_official(k)
         if _is_wn(k):
             base = off[: -len(".weight")]
-            out[base + ".weight_g"] = v.reshape(v.shape[0], -1).norm(dim=1).reshape((v.shape[0],) + (1,) * (v.dim() - 1))
+            g = v.reshape(v.shape[0], -1).norm(dim=1)
+            out[base + ".weight_g"] = g.reshape((v.shape[0],) + (1,) * (v.dim() - 1))
             out[base + ".weight_v"] = v.clone()
         else:
             out[off] = v.clone()
@@ -178,23 +179,27 @@ def check_keys(expected: dict, found: dict, source: Path) -> None:
 
 
 def load_state(model: SA3Model, ckpt_path: Path) -> None:
-    """Strictly copy the checkpoint at ckpt_path into model (weights cast to each part's dtype)."""
+    """Strictly copy the checkpoint at ckpt_path into model, one tensor at a time (cast to each part's
+    dtype, weight norm fused), so peak memory stays near one model. Raises SegueError as check_keys."""
     ck = _Checkpoint(ckpt_path)
     check_keys(official_shapes(model), ck.shapes, ckpt_path)
-    own = model.state_dict()
-    new = {}
-    for k in ck.shapes:
-        ours = official_to_ours(k)
-        if k.endswith(".weight_v"):
-            continue
-        if k.endswith(".weight_g"):
-            g = ck.get(k).float()
-            v = ck.get(k[: -len("_g")] + "_v").float()
-            t = g * v / v.reshape(v.shape[0], -1).norm(dim=1).reshape(g.shape)
-        else:
-            t = ck.get(k)
-        new[ours] = t.to(own[ours].dtype)
-    model.load_state_dict(new, strict=True)
+    own = model.state_dict()                       # tensors share storage with the parameters
+    done = set()
+    with torch.no_grad():
+        for k in ck.shapes:
+            if k.endswith(".weight_v"):
+                continue
+            ours = official_to_ours(k)
+            if k.endswith(".weight_g"):
+                g = ck.get(k).float()
+                v = ck.get(k[: -len("_g")] + "_v").float()
+                t = g * v / v.reshape(v.shape[0], -1).norm(dim=1).reshape(g.shape)
+            else:
+                t = ck.get(k)
+            own[ours].copy_(t)
+            done.add(ours)
+    if done != set(own):                           # cannot happen after check_keys; kept as a guard
+        raise SegueError("internal", f"parameters left unloaded: {_listing(set(own) - done)}")
 
 
 def load_sa3(model_dir: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,

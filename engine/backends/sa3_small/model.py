@@ -7,13 +7,17 @@ T = S / 4096 latent frames (~10.77 per second); conditioning tokens (B, 257, 768
 The whole official inpaint/continue/generate trajectory (stable-audio-tools 0.0.20
 `generate_diffusion_cond_inpaint`, official `Stability-AI/stable-audio-3` `generate()`):
 
-    canvas = canvas_samples(seconds_total)                 # canvas.py
-    latents = model.encode(fit_to_canvas(source, canvas))  # or zeros for plain generation
-    mask = latent_mask(regions, T, end_sample=int(seconds_total * sr))     # 1 keep, 0 generate
-    keep = padding_mask(seconds_total, T)
+    samples = canvas_samples(seconds_total); T = latent_count(samples)     # canvas.py
+    latents = model.encode(fit_to_canvas(source (2, S), samples)[None])    # (1, 256, T)
+    mask = latent_mask(regions, T, end_sample=seconds_to_samples(seconds_total))[None]  # 1 keep, 0 generate
+    keep = padding_mask(seconds_total, T)                                  # (1, T) valid frames
     cond = model.condition(prompts, [seconds_total] * B)
-    out = model.inpaint(cond, mask, latents * mask, keep, generator=g)   # noise drawn first from g
-    audio = model.decode(out, generator=g) * keep (per sample); clamp [-1, 1]; cut to seconds_total
+    out = model.inpaint(cond, mask, latents * mask, keep, generator=g)     # noise drawn first from g
+    audio = model.decode_canvas(out, keep, generator=g).clamp(-1, 1)[..., :seconds_to_samples(seconds_total)]
+
+For plain generation pass mask = masked latents = None and frames=T. `inpaint` computes the
+per-trajectory fixed DiT work once (`prepare`); a caller driving its own loop can do the same
+with `model.prepare(...)` / `velocity(..., prepared=...)` or `model.dit.prepare(...)`.
 
 RNG order after seeding one generator: initial noise, one draw per step, SoftNorm decode
 noise, decoder new-token noise (the official order after `torch.manual_seed`).
@@ -110,10 +114,12 @@ class SA3Model(nn.Module):
         mask (B, T) or (B, 1, T): 1 keep, 0 generate; masked_latents (B, 256, T) = source latents * mask
         (a batch of 1 is shared by every variation).
         Both None = plain generation (the official passes an all-zero mask and zero latents then).
-        keep (B, T) bool: the padding mask (None = every frame valid). cfg_scale != 1 adds guidance
+        keep (B, T) or (1, T) bool: the padding mask (None = every frame valid). cfg_scale != 1 adds guidance
         (APG by default, apg_scale 0 for plain CFG). prepared: `prepare(...)` with the same
         cond, mask, masked_latents and cfg_scale (saves the per-step fixed work of a trajectory).
         """
+        if keep is not None:
+            keep = keep.reshape(-1, x.shape[-1]).expand(x.shape[0], -1).to(x.device)
         local = None
         if prepared is None:
             local = self.local_conditioning(x.shape[0], x.shape[-1], mask, masked_latents).to(x.device, x.dtype)
@@ -137,14 +143,15 @@ class SA3Model(nn.Module):
         local = self.local_conditioning(cond.cross.shape[0], frames, mask, masked_latents)
         return self.dit.prepare(cond.cross, local.to(cond.cross.device), cfg_scale)
 
-    def schedule(self, steps: int, frames: int, seconds_total: float | None = None,
-                 sigma_max: float = 1.0) -> torch.Tensor:
-        """The configured schedule (steps + 1,) from sigma_max to 0. The shift sees the effective
-        length ceil(int(seconds_total * sr) / 4096) when the config says so, else `frames`."""
+    def schedule(self, steps: int, seconds_total: float | None = None, sigma_max: float = 1.0,
+                 frames: int | None = None) -> torch.Tensor:
+        """The configured schedule (steps + 1,) from sigma_max to 0. A length-dependent shift sees the
+        effective length ceil(int(seconds_total * sr) / 4096) when the config says so, else `frames`
+        (the canvas). The default shift (LogSNR, rate 0) depends on neither."""
         from .canvas import effective_latents
 
         s = self.cfg.sampling
-        seq = frames
+        seq = frames or 1
         if s.use_effective_length_for_schedule and seconds_total is not None:
             seq = effective_latents(seconds_total, self.cfg.sample_rate, self.samples_per_latent)
         return build_schedule(steps, sigma_max, s.shift, seq, **dict(s.shift_args))
@@ -164,11 +171,13 @@ class SA3Model(nn.Module):
         dt = self.dit.dtype
         if noise is None:
             b = cond.cross.shape[0]
+            if frames is None and masked_latents is None:
+                raise ValueError("inpaint needs noise, frames or masked_latents to know the canvas length")
             n = frames if frames is not None else masked_latents.shape[-1]
             noise = torch.randn((b, self.cfg.dit.io_channels, n), generator=generator,
                                 device=generator.device if generator is not None else "cpu")
         x = noise.to(self.dit.transformer.project_in.weight.device, dt)
-        sigmas = self.schedule(steps, x.shape[-1], max(cond.seconds) if cond.seconds else None)
+        sigmas = self.schedule(steps, max(cond.seconds) if cond.seconds else None, frames=x.shape[-1])
 
         prepared = self.prepare(cond, mask, masked_latents, x.shape[-1], cfg_scale)
 

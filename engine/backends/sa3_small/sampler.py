@@ -50,7 +50,8 @@ def flux_shift(t: torch.Tensor, seq_len: int, min_length: int = 256, max_length:
     hi = hi + 1e-8 if hi == lo else hi
     n = max(min(seq_len, max_length), min_length)
     frac = (math.log(n) - lo) / (hi - lo)
-    a = math.exp(math.log(max(alpha_min, 1e-8)) + frac * (math.log(max(alpha_max, 1e-8)) - math.log(max(alpha_min, 1e-8))))
+    la, lb = math.log(max(alpha_min, 1e-8)), math.log(max(alpha_max, 1e-8))
+    a = math.exp(la + frac * (lb - la))
     return a * t / (1 + (a - 1.0) * t)
 
 
@@ -76,12 +77,13 @@ def logsnr_schedule(steps: int, sigma_max: float = 1.0, anchor_logsnr: float = -
 
 
 def randn_from(generator: torch.Generator | None, like: torch.Tensor, shape=None) -> torch.Tensor:
-    """Standard normal noise shaped like `like` (or `shape`), drawn on the generator's device (global RNG
-    when None) and moved to like's device and dtype: a CPU generator can drive a GPU model."""
+    """Standard normal noise shaped like `like` (or `shape`), drawn in fp32 on the generator's device
+    (global RNG when None), then moved to like's device and dtype: a CPU generator can drive a GPU model,
+    and one seed gives the same noise at every precision (the official draws in the model dtype, which
+    is the same thing in fp32; a bf16 draw would be another sequence altogether)."""
     dev = generator.device if generator is not None else like.device
-    out = torch.randn(tuple(shape if shape is not None else like.shape), generator=generator, device=dev,
-                      dtype=like.dtype)
-    return out.to(like.device)
+    out = torch.randn(tuple(shape if shape is not None else like.shape), generator=generator, device=dev)
+    return out.to(like.device, like.dtype)
 
 
 def pingpong_step(x: torch.Tensor, v: torch.Tensor, t: torch.Tensor, t_next: torch.Tensor,
