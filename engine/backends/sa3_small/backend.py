@@ -341,18 +341,18 @@ class Sa3SmallBackend(Backend):
         def draw():
             return torch.stack([torch.randn((io, n), generator=g) for g in gens]).to(dev)
 
-        x = draw().to(self.dit_dtype)
+        x = draw()                          # the trajectory stays fp32; the DiT casts its input
         m = mask.to(dev)[None, None].expand(b, 1, n)
-        local = torch.cat([m, (latents.to(dev) * mask.to(dev))[None].expand(b, -1, -1)], dim=1).to(self.dit_dtype)
+        local = torch.cat([m, (latents.to(dev) * mask.to(dev))[None].expand(b, -1, -1)], dim=1)
         keep_b = None if keep is None else keep.to(dev)[None].expand(b, n)
         crossb, globb = cross.expand(b, -1, -1), glob.expand(b, -1)
         prepared = self.model.dit.prepare(crossb, local, self.cfg_scale)
-        sigmas = self.model.schedule(self.steps, n, seconds_total)
+        sigmas = self.model.schedule(self.steps, seconds_total, frames=n).float()
         ones = x.new_ones([b])
         for i in range(self.steps):
-            t, t_next = sigmas[i].to(x.dtype), sigmas[i + 1].to(x.dtype)
+            t, t_next = sigmas[i], sigmas[i + 1]
             v = self._dit_fn(x, t * ones, None, globb, None, keep_b, cfg_scale=self.cfg_scale, prepared=prepared)
-            x = (1 - t_next) * (x - t * v.to(x.dtype)) + t_next * draw().to(x.dtype)
+            x = (1 - t_next) * (x - t * v.float()) + t_next * draw()
             ctx.step(i + 1, self.steps, lo=lo, hi=hi - 0.08 * (hi - lo))
         ctx.progress(hi - 0.05 * (hi - lo), "decode")
         # decode the regions' frames with CODEC_MARGIN frames of context, on the codec's chunk grid
