@@ -34,6 +34,10 @@ from pathlib import Path
 
 import numpy as np
 
+# spinning OpenMP barriers cost several times the work on a shared 2-core machine (see sa3-small's
+# notes); set before torch loads, inherited by the workers
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))

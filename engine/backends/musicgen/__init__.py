@@ -5,6 +5,8 @@ Modules: plan (token and prompt arithmetic), prefill (generate() without the dup
 static cache, progress), loading (strict folder / HF cache loading), backend.
 """
 
+from .. import neural  # noqa: F401  (sets OMP_WAIT_POLICY before torch loads)
+
 
 def __getattr__(name):
     if name == "MusicgenBackend":  # lazy: importing plan should not load torch and transformers
