@@ -55,12 +55,24 @@ def _number(lo: float | None = None, hi: float | None = None, what: str = "numbe
         if not math.isfinite(v):
             raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
         if lo is not None and (v <= lo if above else v < lo) or hi is not None and v > hi:
-            low = f"above {lo:g}" if above else f"at least {lo:g}"
-            raise argparse.ArgumentTypeError(f"{text} must be {low}" + (f" and at most {hi:g}" if hi else ""))
+            show = (lambda x: str(int(x))) if integer else (lambda x: f"{x:g}")  # 2147483647, not 2.14748e+09
+            low = f"above {show(lo)}" if above else f"at least {show(lo)}"
+            raise argparse.ArgumentTypeError(f"{text} must be {low}" + (f" and at most {show(hi)}" if hi else ""))
         return v
 
     parse.__name__ = what
     return parse
+
+
+def request_id(text: str) -> str:
+    """argparse type: a request id as the protocol takes it, 1 to MAX_ID (128) characters."""
+    from ..bridge.protocol import MAX_ID
+
+    if not text:
+        raise argparse.ArgumentTypeError("a request id cannot be empty")
+    if len(text) > MAX_ID:
+        raise argparse.ArgumentTypeError(f"a request id is at most {MAX_ID} characters, this one has {len(text)}")
+    return text
 
 
 def _env_port() -> int:
@@ -563,7 +575,8 @@ def cmd_cancel(args) -> int:
     if client is None:
         print(f"error bad_request: {problem}", file=sys.stderr)
         return 2
-    probe = f"{args.request_id}~cancel-ping"
+    # the probe's own id stays short: the request id may already use all MAX_ID characters
+    probe = f"cancel-ping-{os.urandom(6).hex()}"
     hint = f"start one with: segue serve{_port_flag(args)}"
     with client:
         try:
@@ -636,7 +649,8 @@ def _client_common(p: argparse.ArgumentParser, request: bool = True, wait: bool 
     p.add_argument("--token", help="shared secret, when the engine runs with --token")
     if not wait:
         return
-    p.add_argument("--id", help="request id, to cancel it by name (default: random, printed on stderr)")
+    p.add_argument("--id", type=request_id,
+                   help="request id, to cancel it by name (default: random, printed on stderr)")
     p.add_argument("--timeout", type=_number(0, None, "--timeout", above=True), default=600.0,
                    help="seconds to wait for the result before cancelling")
     p.add_argument("--status-file", metavar="PATH", help="mirror events into this key=value file (atomic rewrites)")
@@ -756,7 +770,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("cancel", help="cancel a queued or running request by its id", formatter_class=_Help,
                        epilog=_examples("segue cancel 3f2a9c1b7d0e    # the id the request printed"))
-    p.add_argument("request_id", metavar="ID", help="the request id (printed by the request, or given with --id)")
+    p.add_argument("request_id", metavar="ID", type=request_id, help="the request id (printed by the request, or given with --id)")
     _client_common(p, request=False, wait=False)
     p.set_defaults(func=cmd_cancel)
 

@@ -97,6 +97,7 @@ class FakeEngine:
     (["inpaint", "a.wav", "x", "2"], "START: 'x' is not a number"),
     (["continue", "a.wav", "8", "4", "--bpm", "nan"], "'nan' is not a finite number"),
     (["inpaint", "a.wav", "1", "2", "--hit", "erase"], "invalid choice: 'erase'"),
+    (["inpaint", "a.wav", "1", "2", "--seed", "-1"], "--seed: -1 must be at least 0 and at most 2147483647"),
     (["renders", "--older-than", "yesterday"], "is not an age such as 90m"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
     (["inpaint", "a.wav", "4", "6", "--regions", "4.0-4.5"], "'4.0-4.5' is not START:END in seconds"),
@@ -214,6 +215,28 @@ def test_generate_on_dsp_says_the_backend_cannot_generate_first(engine):
 def test_cancel_of_an_unknown_id_on_a_running_engine(engine):
     proc = segue("cancel", "nobody-has-this", "--port", str(engine.port))
     assert proc.returncode == 1 and "not_found" in proc.stderr
+
+
+def test_cancel_of_a_running_128_character_id(engine, tmp_path):
+    # the protocol takes ids up to 128 characters; the cancel's ping probe must not push past that
+    # (it did: the engine cancelled, refused the probe, and the client said "no engine")
+    rid = "x" * 128
+    long_src = write_wav(tmp_path / "long.wav", groove(60.0, 48000), 48000)
+    req = subprocess.Popen([PY, "-m", "segue.engine.cli", "continue", str(long_src), "60", "64", "--bpm", "60",
+                            "--variations", "8", "--port", str(engine.port), "--id", rid], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, cwd=str(ROOT), env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert req.stderr.readline().startswith(f"request {rid}")
+    proc = segue("cancel", rid, "--port", str(engine.port))
+    assert proc.returncode == 0 and f"cancelled {rid}" in proc.stdout, proc.stderr
+    out, err = req.communicate(timeout=60)
+    assert req.returncode == 1 and "error cancelled" in err
+
+
+@pytest.mark.parametrize("argv", [["cancel", "x" * 129], ["ping", "--id", "x" * 129], ["cancel", ""]])
+def test_an_id_the_protocol_refuses_is_a_usage_error(argv):
+    proc = segue(*argv, "--port", str(free_port()))
+    assert proc.returncode == 2 and "request id" in proc.stderr, proc.stderr
+    no_traceback(proc)
 
 
 def test_cancel_by_the_printed_id(engine, tmp_path):
