@@ -691,8 +691,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="run the resident engine", formatter_class=_Help,
                        epilog=_examples("segue serve", "segue serve --backend sao-small --port 9200"))
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=listen_port, default=DEFAULT_PORT)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, loopback only)")
+    p.add_argument("--port", type=listen_port, default=DEFAULT_PORT,
+                   help="UDP port to listen on; 0 picks a free one (default: $SEGUE_PORT, else 9137)")
     p.add_argument("--token", help="shared secret; required to bind a non-loopback address")
     p.add_argument("--backend", default="dsp",
                    help="backends to keep warm, comma-separated; the first is the default, dsp is always "
@@ -701,18 +702,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="model folder or Hugging Face repo id; NAME=PATH for one backend (repeatable)")
     p.add_argument("--text-encoder", action="append", help="text encoder folder; NAME=PATH for one backend")
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: best available)")
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                   help="neural backends' weight precision (default: auto, the device's best)")
     p.add_argument("--option", action="append", metavar="KEY=VALUE",
                    help="backend tuning, e.g. steps=8, or NAME.KEY=VALUE for one backend (see docs/sao-small.md)")
     p.add_argument("--allow-dir", action="append", help="extra folder outputs may be written under (repeatable)")
-    p.add_argument("--queue-size", type=int, default=16)
-    p.add_argument("--timeout", type=float, default=300.0, help="per-request time limit in seconds")
-    p.add_argument("--max-source-seconds", type=float, default=3600.0,
+    # nonsense limits are refused here: an engine started with --timeout -1 or --queue-size 0 refused every request
+    p.add_argument("--queue-size", type=_number(1, 10000, "--queue-size", integer=True), default=16,
+                   help="requests waiting beyond the running one before `busy` (default: 16)")
+    p.add_argument("--timeout", type=_number(0, None, "--timeout", above=True), default=300.0, help="per-request time limit in seconds")
+    p.add_argument("--max-source-seconds", type=_number(0, None, "--max-source-seconds", above=True), default=3600.0,
                    help="longest source file the engine reads (default 3600)")
     p.add_argument("--source-dir", action="append",
                    help="folder sources must lie under (repeatable); with --token, sources outside "
                         "every --source-dir are refused")
-    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
+                   help="engine log on stderr (default: info)")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("inpaint", help="regenerate [START, END) seconds of SRC", formatter_class=_Help,

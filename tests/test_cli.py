@@ -86,6 +86,9 @@ class FakeEngine:
 @pytest.mark.parametrize("argv,needle", [
     (["ping", "--port", "70000"], "70000 is outside 1-65535"),
     (["serve", "--port", "70000"], "70000 is outside 1-65535"),
+    (["serve", "--timeout", "-1"], "--timeout: -1 must be above 0"),
+    (["serve", "--queue-size", "0"], "--queue-size: 0 must be at least 1"),
+    (["serve", "--max-source-seconds", "-5"], "--max-source-seconds: -5 must be above 0"),
     (["cancel", "x", "--port", "0"], "0 is outside 1-65535"),
     (["inpaint", "a.wav", "1", "2", "--bpm", "500"], "--bpm: 500 must be at least 20 and at most 400"),
     (["continue", "a.wav", "8", "4"], "--bpm is required for continue"),
