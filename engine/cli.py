@@ -824,9 +824,9 @@ def missing_extra_message(e: ModuleNotFoundError) -> str | None:
     extra = EXTRAS.get(top)
     if extra is None:
         return None
+    torch_note = " (for torch on a CPU-only machine see README.md, \"Neural backends\")" if extra == "neural" else ""
     return (f"this needs the optional `{extra}` dependencies (No module named {top!r}). Install them into the "
-            f"environment segue runs from: pip install -e '.[{extra}]' from the repository root "
-            f"(for torch on a CPU-only machine see README.md, \"Neural backends\")")
+            f"environment segue runs from: pip install -e '.[{extra}]' from the repository root{torch_note}")
 
 
 def main(argv: list[str] | None = None) -> int:

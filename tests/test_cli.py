@@ -393,6 +393,17 @@ def test_missing_neural_extras_say_which_extra_to_install(tmp_path):
         no_traceback(proc)
 
 
+def test_jam_without_the_live_extra_says_how_to_install_it_from_the_repository(tmp_path):
+    # Segue is not on PyPI: the hint is an editable install from the checkout, never `pip install 'segue[live]'`
+    fake = tmp_path / "no-mido" / "mido"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ModuleNotFoundError(\"No module named 'mido'\", name='mido')\n")
+    proc = segue("jam", "--bpm", "120", env={"PYTHONPATH": f"{fake.parent}{os.pathsep}{ROOT}"})
+    assert proc.returncode == 1, proc.stderr
+    assert "-e '.[live]'" in proc.stderr and "segue[live]" not in proc.stderr, proc.stderr
+    no_traceback(proc)
+
+
 # ---------------------------------------------------------------- renders
 
 def test_renders_lists_and_prunes_by_age_and_size(tmp_path):

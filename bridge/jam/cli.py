@@ -112,7 +112,8 @@ def cmd_jam(args) -> int:
         import mido  # noqa: F401
         import rtmidi  # noqa: F401
     except ImportError as e:
-        print(f"segue jam needs the live extra ({e.name} is missing): pip install 'segue[live]'", file=sys.stderr)
+        print(f"segue jam needs the live extra ({e.name} is missing): from the repository root run "
+              f".venv/bin/pip install -e '.[live]' (on Linux also: apt install libportaudio2)", file=sys.stderr)
         return 1
     from .app import Jam
 

@@ -121,7 +121,8 @@ def pull(repo_id: str, files: list[str] | None, cache_dir: Path | str | None = N
         from huggingface_hub import snapshot_download
         from huggingface_hub import errors as hfe
     except ImportError as e:
-        raise SegueError("unavailable", "huggingface_hub is not installed: pip install 'segue[neural]'") from e
+        raise SegueError("unavailable", "huggingface_hub is not installed: from the repository root run "
+                                        ".venv/bin/pip install -e '.[neural]'") from e
     try:
         return Path(snapshot_download(repo_id, allow_patterns=files, cache_dir=cache_dir, token=token))
     except hfe.GatedRepoError as e:
