@@ -787,7 +787,8 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog=_examples("segue renders", "segue renders --max-size 500M",
                                         "segue renders --older-than 7d --dry-run"))
     p.add_argument("--dir", action="append", metavar="FOLDER",
-                   help="a folder to look in instead of the renders folder (repeatable; e.g. an --out folder)")
+                   help="a folder to look in instead of the renders folder (repeatable; e.g. an --out folder); "
+                        "only the engine's results (NAME-KIND-ID-TAG-vN.wav) count, other files are never touched")
     p.add_argument("--max-size", metavar="SIZE", help="keep the newest renders up to SIZE in total (e.g. 500M, 2G)")
     p.add_argument("--older-than", metavar="AGE", help="delete renders older than AGE (e.g. 90m, 12h, 7d)")
     p.add_argument("--dry-run", action="store_true", help="say what would be deleted, delete nothing")

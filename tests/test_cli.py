@@ -412,7 +412,7 @@ def test_renders_lists_and_prunes_by_age_and_size(tmp_path):
     renders.mkdir(parents=True)
     now = time.time()
     for k, (mb, age_h) in enumerate([(1, 0), (2, 1), (3, 30), (4, 200)]):
-        p = renders / f"loop-inpaint-{k}-v1.wav"
+        p = renders / f"loop-inpaint-r{k}-abc12{k}-v1.wav"   # as engine/pipeline.py names results
         p.write_bytes(b"\0" * (mb * 1_000_000))
         os.utime(p, (now - age_h * 3600, now - age_h * 3600))
     (renders / "notes.txt").write_text("mine")
@@ -421,12 +421,27 @@ def test_renders_lists_and_prunes_by_age_and_size(tmp_path):
     assert proc.returncode == 0
     assert str(renders) in proc.stdout and "4 file(s), 10.0 MB" in proc.stdout
     proc = segue("renders", "--older-than", "7d", "--dry-run", env=env)
-    assert "would remove 1 file(s), 4.0 MB" in proc.stdout and (renders / "loop-inpaint-3-v1.wav").exists()
+    assert "would remove 1 file(s), 4.0 MB" in proc.stdout and (renders / "loop-inpaint-r3-abc123-v1.wav").exists()
     proc = segue("renders", "--older-than", "7d", env=env)
-    assert proc.returncode == 0 and not (renders / "loop-inpaint-3-v1.wav").exists()
+    assert proc.returncode == 0 and not (renders / "loop-inpaint-r3-abc123-v1.wav").exists()
     proc = segue("renders", "--max-size", "3.5M", env=env)   # keeps the newest 1 + 2 MB
     assert proc.returncode == 0 and "removed 1 file(s), 3.0 MB" in proc.stdout
-    assert sorted(p.name for p in renders.iterdir()) == ["loop-inpaint-0-v1.wav", "loop-inpaint-1-v1.wav", "notes.txt"]
+    assert sorted(p.name for p in renders.iterdir()) == ["loop-inpaint-r0-abc120-v1.wav", "loop-inpaint-r1-abc121-v1.wav", "notes.txt"]
+
+
+def test_renders_never_prunes_a_users_own_wav_in_an_out_folder(tmp_path):
+    # --dir points at an --out folder, which may be a DAW project's media folder: only the engine's results go
+    out = tmp_path / "project media"
+    out.mkdir()
+    mine = out / "lead vocal take 3.wav"
+    mine.write_bytes(b"\0" * 1000)
+    render = out / "lead-inpaint-3f2a9c1b7d0e-0a1b2c-v1.wav"
+    render.write_bytes(b"\0" * 1000)
+    leftover = out / ".lead-inpaint-x-0a1b2c-v2.wav.deadbeef.part.wav"
+    leftover.write_bytes(b"\0" * 10)
+    proc = segue("renders", "--dir", str(out), "--max-size", "0")
+    assert proc.returncode == 0 and "removed 2 file(s)" in proc.stdout, proc.stdout
+    assert mine.exists() and not render.exists() and not leftover.exists()
 
 
 # ---------------------------------------------------------------- demo
