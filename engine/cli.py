@@ -463,10 +463,23 @@ def _run_request(args, address: str, positional: list, options: dict) -> int:
         status.write(state="done", engine_state=a[1], backend=a[2], queued=a[3], running=a[4])
         print(f"state {a[1]}, backend {a[2]}, queued {a[3]}, running {a[4] or '-'}")
         for extra in a[5:]:
-            print(extra)
+            print(extra)   # the detail JSON stays one line: scripts and bench/ parse it
+            print(*_failed_backend_lines(extra), sep="\n", end="")
         return 0
     print(f"error protocol: unexpected reply {final.address}", file=sys.stderr)
     return 1
+
+
+def _failed_backend_lines(detail: object) -> list[str]:
+    """`failed to load NAME: code: message` for each backend the detail JSON lists as failed (the
+    JSON alone buries a missing model in one long line)."""
+    import json
+
+    try:
+        failed = json.loads(detail).get("failed") or {} if isinstance(detail, str) else {}
+    except (ValueError, AttributeError):
+        return []
+    return [f"failed to load {name}: {why}\n" for name, why in failed.items()]
 
 
 def _usage_error(args, text: str) -> int:

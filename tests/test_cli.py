@@ -220,6 +220,18 @@ def test_cancel_of_an_unknown_id_on_a_running_engine(engine):
     assert proc.returncode == 1 and "not_found" in proc.stderr
 
 
+def test_status_detail_names_a_backend_that_failed_to_load(tmp_path):
+    eng = start_engine(tmp_path, backend="dsp,no-such-backend")
+    try:
+        proc = segue("status", "--detail", "--port", str(eng.port))
+    finally:
+        stop_engine(eng)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert any(line.startswith("{") for line in lines)      # the JSON line scripts parse is still there
+    assert any(line.startswith("failed to load no-such-backend: unknown_backend: no backend named") for line in lines), lines
+
+
 def test_cancel_of_a_running_128_character_id(engine, tmp_path):
     # the protocol takes ids up to 128 characters; the cancel's ping probe must not push past that
     # (it did: the engine cancelled, refused the probe, and the client said "no engine")
