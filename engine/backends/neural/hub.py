@@ -95,7 +95,8 @@ def locate(spec: str | None, repo_id: str, need: Iterable[str | tuple[str, ...]]
             raise SegueError(code, f"{what} {spec} is not in the Hugging Face cache "
                              f"({cache_dir or hub_cache_dir()}); {how} or pass a folder")
     else:
-        raise SegueError(code, f"{what} folder {spec} does not exist; {how} or pass a folder"
+        state = "is a file, not a folder" if p.exists() else "does not exist"   # a file named by mistake
+        raise SegueError(code, f"{what} folder {spec} {state}; {how} or pass a folder"
                          + (f" holding {', '.join(str(n) for n in need)}" if need else ""))
     gone = missing_files(folder, need)
     if gone:
