@@ -767,6 +767,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("generate", help="new audio from a prompt, BARS bars long (neural backends; needs --bpm)",
                        formatter_class=_Help,
+                       description="New audio from --prompt, exactly BARS bars at --bpm and --sig. Needs an engine "
+                                   "with a backend that generates (sao-small, sa3-small, musicgen-small; not dsp). "
+                                   "Prints the result path(s).",
                        epilog=_examples('segue generate 4 --bpm 120 --prompt "dusty breakbeat, 120 BPM"'))
     p.add_argument("bars", metavar="BARS", type=_number(0, 64, "BARS", above=True),
                    help="length in bars at --bpm and --sig (fractions allowed, at most 64)")

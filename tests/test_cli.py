@@ -458,6 +458,14 @@ def test_renders_never_prunes_a_users_own_wav_in_an_out_folder(tmp_path):
 
 # ---------------------------------------------------------------- demo
 
+def test_demo_on_a_port_another_engine_holds_stops_instead_of_using_that_engine(tmp_path, engine):
+    # it printed "cannot listen ... Address already in use", then ran the demo on the other engine and said ok
+    proc = segue("demo", "--port", str(engine.port), env={"XDG_DATA_HOME": str(tmp_path / "xdg")}, timeout=120)
+    assert proc.returncode == 1, proc.stdout
+    assert "did not start" in proc.stderr and "without --port" in proc.stderr and "continued" not in proc.stdout
+    no_traceback(proc)
+
+
 def test_demo_ends_with_where_segue_is_and_runnable_next_commands(tmp_path):
     from segue.engine.cli import build_parser
 
