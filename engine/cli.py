@@ -12,6 +12,7 @@ command. Messages name command-line flags (`--bpm`), not protocol options.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import math
 import os
@@ -112,7 +113,10 @@ def cmd_serve(args) -> int:
         print(f"segue serve: {e.code}: {e.message}", file=sys.stderr)
         return 1
     except OSError as e:
-        print(f"segue serve: cannot listen on {args.host}:{args.port}: {e.strerror}", file=sys.stderr)
+        hint = ""
+        if e.errno == errno.EADDRINUSE:  # most often an engine already started in another terminal
+            hint = f" (is an engine already running there? `segue ping --port {args.port}`; or pick another --port)"
+        print(f"segue serve: cannot listen on {args.host}:{args.port}: {e.strerror}{hint}", file=sys.stderr)
         return 1
     engine.start()
 

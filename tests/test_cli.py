@@ -458,6 +458,12 @@ def test_renders_never_prunes_a_users_own_wav_in_an_out_folder(tmp_path):
 
 # ---------------------------------------------------------------- demo
 
+def test_serve_on_a_port_in_use_says_an_engine_may_run_there(engine):
+    proc = segue("serve", "--port", str(engine.port))
+    assert proc.returncode == 1 and f"segue ping --port {engine.port}" in proc.stderr, proc.stderr
+    no_traceback(proc)
+
+
 def test_demo_on_a_port_another_engine_holds_stops_instead_of_using_that_engine(tmp_path, engine):
     # it printed "cannot listen ... Address already in use", then ran the demo on the other engine and said ok
     proc = segue("demo", "--port", str(engine.port), env={"XDG_DATA_HOME": str(tmp_path / "xdg")}, timeout=120)
