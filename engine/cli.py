@@ -12,6 +12,7 @@ command. Messages name command-line flags (`--bpm`), not protocol options.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import math
 import os
@@ -55,12 +56,24 @@ def _number(lo: float | None = None, hi: float | None = None, what: str = "numbe
         if not math.isfinite(v):
             raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
         if lo is not None and (v <= lo if above else v < lo) or hi is not None and v > hi:
-            low = f"above {lo:g}" if above else f"at least {lo:g}"
-            raise argparse.ArgumentTypeError(f"{text} must be {low}" + (f" and at most {hi:g}" if hi else ""))
+            show = (lambda x: str(int(x))) if integer else (lambda x: f"{x:g}")  # 2147483647, not 2.14748e+09
+            low = f"above {show(lo)}" if above else f"at least {show(lo)}"
+            raise argparse.ArgumentTypeError(f"{text} must be {low}" + (f" and at most {show(hi)}" if hi else ""))
         return v
 
     parse.__name__ = what
     return parse
+
+
+def request_id(text: str) -> str:
+    """argparse type: a request id as the protocol takes it, 1 to MAX_ID (128) characters."""
+    from ..bridge.protocol import MAX_ID
+
+    if not text:
+        raise argparse.ArgumentTypeError("a request id cannot be empty")
+    if len(text) > MAX_ID:
+        raise argparse.ArgumentTypeError(f"a request id is at most {MAX_ID} characters, this one has {len(text)}")
+    return text
 
 
 def _env_port() -> int:
@@ -100,7 +113,10 @@ def cmd_serve(args) -> int:
         print(f"segue serve: {e.code}: {e.message}", file=sys.stderr)
         return 1
     except OSError as e:
-        print(f"segue serve: cannot listen on {args.host}:{args.port}: {e.strerror}", file=sys.stderr)
+        hint = ""
+        if e.errno == errno.EADDRINUSE:  # most often an engine already started in another terminal
+            hint = f" (is an engine already running there? `segue ping --port {args.port}`; or pick another --port)"
+        print(f"segue serve: cannot listen on {args.host}:{args.port}: {e.strerror}{hint}", file=sys.stderr)
         return 1
     engine.start()
 
@@ -451,10 +467,23 @@ def _run_request(args, address: str, positional: list, options: dict) -> int:
         status.write(state="done", engine_state=a[1], backend=a[2], queued=a[3], running=a[4])
         print(f"state {a[1]}, backend {a[2]}, queued {a[3]}, running {a[4] or '-'}")
         for extra in a[5:]:
-            print(extra)
+            print(extra)   # the detail JSON stays one line: scripts and bench/ parse it
+            print(*_failed_backend_lines(extra), sep="\n", end="")
         return 0
     print(f"error protocol: unexpected reply {final.address}", file=sys.stderr)
     return 1
+
+
+def _failed_backend_lines(detail: object) -> list[str]:
+    """`failed to load NAME: code: message` for each backend the detail JSON lists as failed (the
+    JSON alone buries a missing model in one long line)."""
+    import json
+
+    try:
+        failed = json.loads(detail).get("failed") or {} if isinstance(detail, str) else {}
+    except (ValueError, AttributeError):
+        return []
+    return [f"failed to load {name}: {why}\n" for name, why in failed.items()]
 
 
 def _usage_error(args, text: str) -> int:
@@ -563,7 +592,8 @@ def cmd_cancel(args) -> int:
     if client is None:
         print(f"error bad_request: {problem}", file=sys.stderr)
         return 2
-    probe = f"{args.request_id}~cancel-ping"
+    # the probe's own id stays short: the request id may already use all MAX_ID characters
+    probe = f"cancel-ping-{os.urandom(6).hex()}"
     hint = f"start one with: segue serve{_port_flag(args)}"
     with client:
         try:
@@ -636,7 +666,8 @@ def _client_common(p: argparse.ArgumentParser, request: bool = True, wait: bool 
     p.add_argument("--token", help="shared secret, when the engine runs with --token")
     if not wait:
         return
-    p.add_argument("--id", help="request id, to cancel it by name (default: random, printed on stderr)")
+    p.add_argument("--id", type=request_id,
+                   help="request id, to cancel it by name (default: random, printed on stderr)")
     p.add_argument("--timeout", type=_number(0, None, "--timeout", above=True), default=600.0,
                    help="seconds to wait for the result before cancelling")
     p.add_argument("--status-file", metavar="PATH", help="mirror events into this key=value file (atomic rewrites)")
@@ -677,8 +708,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="run the resident engine", formatter_class=_Help,
                        epilog=_examples("segue serve", "segue serve --backend sao-small --port 9200"))
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=listen_port, default=DEFAULT_PORT)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, loopback only)")
+    p.add_argument("--port", type=listen_port, default=DEFAULT_PORT,
+                   help="UDP port to listen on; 0 picks a free one (default: $SEGUE_PORT, else 9137)")
     p.add_argument("--token", help="shared secret; required to bind a non-loopback address")
     p.add_argument("--backend", default="dsp",
                    help="backends to keep warm, comma-separated; the first is the default, dsp is always "
@@ -687,18 +719,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="model folder or Hugging Face repo id; NAME=PATH for one backend (repeatable)")
     p.add_argument("--text-encoder", action="append", help="text encoder folder; NAME=PATH for one backend")
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: best available)")
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                   help="neural backends' weight precision (default: auto, the device's best)")
     p.add_argument("--option", action="append", metavar="KEY=VALUE",
                    help="backend tuning, e.g. steps=8, or NAME.KEY=VALUE for one backend (see docs/sao-small.md)")
     p.add_argument("--allow-dir", action="append", help="extra folder outputs may be written under (repeatable)")
-    p.add_argument("--queue-size", type=int, default=16)
-    p.add_argument("--timeout", type=float, default=300.0, help="per-request time limit in seconds")
-    p.add_argument("--max-source-seconds", type=float, default=3600.0,
+    # nonsense limits are refused here: an engine started with --timeout -1 or --queue-size 0 refused every request
+    p.add_argument("--queue-size", type=_number(1, 10000, "--queue-size", integer=True), default=16,
+                   help="requests waiting beyond the running one before `busy` (default: 16)")
+    p.add_argument("--timeout", type=_number(0, None, "--timeout", above=True), default=300.0, help="per-request time limit in seconds")
+    p.add_argument("--max-source-seconds", type=_number(0, None, "--max-source-seconds", above=True), default=3600.0,
                    help="longest source file the engine reads (default 3600)")
     p.add_argument("--source-dir", action="append",
                    help="folder sources must lie under (repeatable); with --token, sources outside "
                         "every --source-dir are refused")
-    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
+                   help="engine log on stderr (default: info)")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("inpaint", help="regenerate [START, END) seconds of SRC", formatter_class=_Help,
@@ -735,6 +771,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("generate", help="new audio from a prompt, BARS bars long (neural backends; needs --bpm)",
                        formatter_class=_Help,
+                       description="New audio from --prompt, exactly BARS bars at --bpm and --sig. Needs an engine "
+                                   "with a backend that generates (sao-small, sa3-small, musicgen-small; not dsp). "
+                                   "Prints the result path(s).",
                        epilog=_examples('segue generate 4 --bpm 120 --prompt "dusty breakbeat, 120 BPM"'))
     p.add_argument("bars", metavar="BARS", type=_number(0, 64, "BARS", above=True),
                    help="length in bars at --bpm and --sig (fractions allowed, at most 64)")
@@ -756,7 +795,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("cancel", help="cancel a queued or running request by its id", formatter_class=_Help,
                        epilog=_examples("segue cancel 3f2a9c1b7d0e    # the id the request printed"))
-    p.add_argument("request_id", metavar="ID", help="the request id (printed by the request, or given with --id)")
+    p.add_argument("request_id", metavar="ID", type=request_id, help="the request id (printed by the request, or given with --id)")
     _client_common(p, request=False, wait=False)
     p.set_defaults(func=cmd_cancel)
 
@@ -768,7 +807,8 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog=_examples("segue renders", "segue renders --max-size 500M",
                                         "segue renders --older-than 7d --dry-run"))
     p.add_argument("--dir", action="append", metavar="FOLDER",
-                   help="a folder to look in instead of the renders folder (repeatable; e.g. an --out folder)")
+                   help="a folder to look in instead of the renders folder (repeatable; e.g. an --out folder); "
+                        "only the engine's results (NAME-KIND-ID-TAG-vN.wav) count, other files are never touched")
     p.add_argument("--max-size", metavar="SIZE", help="keep the newest renders up to SIZE in total (e.g. 500M, 2G)")
     p.add_argument("--older-than", metavar="AGE", help="delete renders older than AGE (e.g. 90m, 12h, 7d)")
     p.add_argument("--dry-run", action="store_true", help="say what would be deleted, delete nothing")
@@ -805,9 +845,9 @@ def missing_extra_message(e: ModuleNotFoundError) -> str | None:
     extra = EXTRAS.get(top)
     if extra is None:
         return None
+    torch_note = " (for torch on a CPU-only machine see README.md, \"Neural backends\")" if extra == "neural" else ""
     return (f"this needs the optional `{extra}` dependencies (No module named {top!r}). Install them into the "
-            f"environment segue runs from: pip install -e '.[{extra}]' from the repository root "
-            f"(for torch on a CPU-only machine see README.md, \"Neural backends\")")
+            f"environment segue runs from: pip install -e '.[{extra}]' from the repository root{torch_note}")
 
 
 def main(argv: list[str] | None = None) -> int:

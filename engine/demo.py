@@ -115,7 +115,13 @@ def run_demo(port: int = 0) -> int:
     engine = subprocess.Popen([sys.executable, "-m", "segue.engine.cli", "serve", "--port", str(port),
                                "--log-level", "warning"], stdout=subprocess.PIPE, text=True)
     try:
-        print(engine.stdout.readline().strip())
+        ready = engine.stdout.readline().strip()
+        if not ready:   # it exited (its reason is on stderr): never fall through to whatever holds the port
+            engine.wait(timeout=10)
+            print(f"the demo's engine did not start on 127.0.0.1:{port} (see the line above); if another program "
+                  "holds that port, run `segue demo` without --port", file=sys.stderr)
+            return 1
+        print(ready)
         with EngineClient("127.0.0.1", port) as c:
             deadline = time.monotonic() + 30
             while True:

@@ -57,7 +57,11 @@ def add_models_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("models", help="check, download and list model weights")
     sub = p.add_subparsers(dest="models_cmd", required=True)
     c = sub.add_parser("check", help="load a model strictly on the CPU and print its parts")
-    c.add_argument("--backend", default="sao-small", choices=BACKENDS)
+    # `check NAME` mirrors `pull NAME` (a newcomer types `segue models check sao-small` after pulling it)
+    c.add_argument("name", nargs="?", metavar="NAME",
+                   help=f"a name `pull` takes or a backend ({', '.join(sorted(set(KNOWN) | set(BACKENDS)))}); "
+                        "the same as --backend and --model")
+    c.add_argument("--backend", choices=BACKENDS, help="the backend that loads it (default: sao-small)")
     c.add_argument("--model", help="model folder, HF cache folder, repo id or a name from `models list` "
                                    "(default: the backend's model in the HF cache)")
     c.add_argument("--text-encoder", help="text encoder folder (default: beside the model or the HF cache)")
@@ -84,7 +88,29 @@ def _count(n: int) -> str:
     return f"{n:,} ({n / 1e6:.1f} M)"
 
 
+def _check_target(args) -> str | None:
+    """Fold the positional NAME into args.backend / args.model; a problem with them, or None."""
+    name = getattr(args, "name", None)
+    if name:
+        if name in KNOWN:
+            backend, model = KNOWN[name].backend, (name if name != KNOWN[name].backend else None)
+        elif name in BACKENDS:
+            backend, model = name, None
+        else:
+            return f"{name!r} is not one of {', '.join(sorted(set(KNOWN) | set(BACKENDS)))}"
+        if args.backend and args.backend != backend:
+            return f"{name} is checked by backend {backend}, not --backend {args.backend}"
+        args.backend = backend
+        args.model = args.model or model
+    args.backend = args.backend or "sao-small"
+    return None
+
+
 def cmd_check(args) -> int:
+    problem = _check_target(args)
+    if problem:
+        print(f"segue models check: error: {problem}", file=sys.stderr)
+        return 2
     if args.backend == "musicgen-small":
         from .backends.musicgen.cli import check
 

@@ -32,7 +32,12 @@ class OutputRoots:
 
     def resolve(self, out: str | None) -> Path:
         if out is None or out == "":
-            self.default.mkdir(parents=True, exist_ok=True)
+            try:
+                self.default.mkdir(parents=True, exist_ok=True)
+            except OSError as e:  # was error internal: NotADirectoryError (e.g. XDG_DATA_HOME naming a file)
+                raise SegueError("write_failed", f"cannot create the renders folder {self.default}: {e.strerror}; "
+                                 "fix it (XDG_DATA_HOME), or pass --out under a segue serve --allow-dir "
+                                 "folder") from e
             return self._real(self.default)
         if "\x00" in out:
             raise SegueError("bad_out", "out folder contains a NUL byte")

@@ -2,9 +2,11 @@
 
 The engine writes every result under a new name (it never overwrites), so renders
 pile up while a producer tries things. This lists them (newest first, with sizes)
-and deletes the oldest beyond a size or age limit. Only audio files the engine
-writes (`*.wav`) and its leftover temporary files (`.*.part.wav`) directly in the
-folders are touched; sub-folders and other files are left alone.
+and deletes the oldest beyond a size or age limit. Only files named as the engine
+names its results (`STEM-KIND-ID-TAG-vN.wav`, engine/pipeline.py `output_names`)
+and its leftover temporary files (`.NAME.XXXXXXXX.part.wav`, audio_io.write_wav_atomic)
+directly in the folders are touched; sub-folders and every other file, a user's own
+WAVs in an `--out` folder included, are left alone.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ from .paths import default_render_dir
 
 _UNITS = {"": 1, "B": 1, "K": 1e3, "KB": 1e3, "M": 1e6, "MB": 1e6, "G": 1e9, "GB": 1e9, "T": 1e12, "TB": 1e12}
 _AGES = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+# what the engine writes: a result, or the temporary file an interrupted write left behind
+_RENDER = re.compile(r"(.+-(inpaint|continue|generate)-[A-Za-z0-9_-]+-[0-9a-f]{6}-v[0-9]+"
+                     r"|\..+\.[0-9a-f]{8}\.part)\.wav")
 
 
 @dataclass
@@ -49,14 +54,19 @@ def render_folders(dirs: list[str] | None) -> list[Path]:
     return [Path(os.path.expanduser(d)) for d in dirs] if dirs else [default_render_dir()]
 
 
+def is_render(name: str) -> bool:
+    """True for a file name the engine writes (a result or a leftover temporary file)."""
+    return _RENDER.fullmatch(name) is not None
+
+
 def list_renders(folders: list[Path]) -> list[Render]:
-    """Every render directly in `folders`, newest first."""
+    """Every render directly in `folders`, newest first; other files (a user's own WAVs) are not renders."""
     out = []
     for folder in folders:
         if not folder.is_dir():
             continue
         for p in folder.iterdir():
-            if p.suffix.lower() != ".wav" or not p.is_file() or p.is_symlink():
+            if not is_render(p.name) or not p.is_file() or p.is_symlink():
                 continue
             st = p.stat()
             out.append(Render(p, st.st_size, st.st_mtime))

@@ -51,6 +51,8 @@ def _too_long(message: str) -> SegueError:
 
 
 def _hms(seconds: float) -> str:
+    if seconds >= 1e7:  # END 1e308 printed a 309-digit number of seconds
+        return f"{seconds:.3g} s"
     if seconds >= 3600:
         return f"{seconds:.0f} s ({seconds / 3600:.1f} h)"
     return f"{seconds:.1f} s"

@@ -13,6 +13,33 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def _import_this_checkout() -> None:
+    """Make `import segue.engine` load THIS checkout's engine/ and bridge/, here and in every subprocess
+    started with PYTHONPATH=ROOT.
+
+    The package maps engine/ -> segue.engine (pyproject package-dir), so a folder on PYTHONPATH does not
+    hold `segue.engine` by itself, and an editable install made from another checkout (a venv shared by
+    several worktrees) answers the import with that checkout's files: the tests here would test code that
+    is not here. ROOT/segue/{engine,bridge} links (git-ignored) are found by the path finder, which runs
+    before the editable install's finder. Where links cannot be made (Windows without the privilege) the
+    installed package is used as before.
+    """
+    shim = ROOT / "segue"
+    for name in ("engine", "bridge"):
+        link = shim / name
+        try:
+            shim.mkdir(exist_ok=True)
+            if link.is_symlink() and link.resolve() != (ROOT / name).resolve():
+                link.unlink()  # a copied or moved checkout
+            if not link.is_symlink():
+                link.symlink_to(Path("..") / name, target_is_directory=True)  # relative: survives a move
+        except OSError:
+            return
+
+
+_import_this_checkout()
 sys.path.insert(0, str(ROOT))
 
 from segue.bridge.client import EngineClient, NoEngine  # noqa: E402

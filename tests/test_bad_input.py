@@ -77,6 +77,7 @@ CASES = [
     ("unknown backend", "/segue/inpaint", ["x30", "{src}", Double(1.0), Double(2.0), "backend", "sao-small"],
      "backend_unavailable", "sao-small"),
     ("boolean number", "/segue/inpaint", ["x31", "{src}", True, Double(2.0)], "bad_request", "boolean"),
+    ("absurd end", "/segue/inpaint", ["x32", "{src}", Double(1.0), Double(1e308)], "too_long", "would last 1e+308 s;"),
 ]
 
 

@@ -86,6 +86,9 @@ class FakeEngine:
 @pytest.mark.parametrize("argv,needle", [
     (["ping", "--port", "70000"], "70000 is outside 1-65535"),
     (["serve", "--port", "70000"], "70000 is outside 1-65535"),
+    (["serve", "--timeout", "-1"], "--timeout: -1 must be above 0"),
+    (["serve", "--queue-size", "0"], "--queue-size: 0 must be at least 1"),
+    (["serve", "--max-source-seconds", "-5"], "--max-source-seconds: -5 must be above 0"),
     (["cancel", "x", "--port", "0"], "0 is outside 1-65535"),
     (["inpaint", "a.wav", "1", "2", "--bpm", "500"], "--bpm: 500 must be at least 20 and at most 400"),
     (["continue", "a.wav", "8", "4"], "--bpm is required for continue"),
@@ -97,6 +100,7 @@ class FakeEngine:
     (["inpaint", "a.wav", "x", "2"], "START: 'x' is not a number"),
     (["continue", "a.wav", "8", "4", "--bpm", "nan"], "'nan' is not a finite number"),
     (["inpaint", "a.wav", "1", "2", "--hit", "erase"], "invalid choice: 'erase'"),
+    (["inpaint", "a.wav", "1", "2", "--seed", "-1"], "--seed: -1 must be at least 0 and at most 2147483647"),
     (["renders", "--older-than", "yesterday"], "is not an age such as 90m"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
     (["inpaint", "a.wav", "4", "6", "--regions", "4.0-4.5"], "'4.0-4.5' is not START:END in seconds"),
@@ -214,6 +218,40 @@ def test_generate_on_dsp_says_the_backend_cannot_generate_first(engine):
 def test_cancel_of_an_unknown_id_on_a_running_engine(engine):
     proc = segue("cancel", "nobody-has-this", "--port", str(engine.port))
     assert proc.returncode == 1 and "not_found" in proc.stderr
+
+
+def test_status_detail_names_a_backend_that_failed_to_load(tmp_path):
+    eng = start_engine(tmp_path, backend="dsp,no-such-backend")
+    try:
+        proc = segue("status", "--detail", "--port", str(eng.port))
+    finally:
+        stop_engine(eng)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert any(line.startswith("{") for line in lines)      # the JSON line scripts parse is still there
+    assert any(line.startswith("failed to load no-such-backend: unknown_backend: no backend named") for line in lines), lines
+
+
+def test_cancel_of_a_running_128_character_id(engine, tmp_path):
+    # the protocol takes ids up to 128 characters; the cancel's ping probe must not push past that
+    # (it did: the engine cancelled, refused the probe, and the client said "no engine")
+    rid = "x" * 128
+    long_src = write_wav(tmp_path / "long.wav", groove(60.0, 48000), 48000)
+    req = subprocess.Popen([PY, "-m", "segue.engine.cli", "continue", str(long_src), "60", "64", "--bpm", "60",
+                            "--variations", "8", "--port", str(engine.port), "--id", rid], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, cwd=str(ROOT), env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert req.stderr.readline().startswith(f"request {rid}")
+    proc = segue("cancel", rid, "--port", str(engine.port))
+    assert proc.returncode == 0 and f"cancelled {rid}" in proc.stdout, proc.stderr
+    out, err = req.communicate(timeout=60)
+    assert req.returncode == 1 and "error cancelled" in err
+
+
+@pytest.mark.parametrize("argv", [["cancel", "x" * 129], ["ping", "--id", "x" * 129], ["cancel", ""]])
+def test_an_id_the_protocol_refuses_is_a_usage_error(argv):
+    proc = segue(*argv, "--port", str(free_port()))
+    assert proc.returncode == 2 and "request id" in proc.stderr, proc.stderr
+    no_traceback(proc)
 
 
 def test_cancel_by_the_printed_id(engine, tmp_path):
@@ -367,6 +405,17 @@ def test_missing_neural_extras_say_which_extra_to_install(tmp_path):
         no_traceback(proc)
 
 
+def test_jam_without_the_live_extra_says_how_to_install_it_from_the_repository(tmp_path):
+    # Segue is not on PyPI: the hint is an editable install from the checkout, never `pip install 'segue[live]'`
+    fake = tmp_path / "no-mido" / "mido"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ModuleNotFoundError(\"No module named 'mido'\", name='mido')\n")
+    proc = segue("jam", "--bpm", "120", env={"PYTHONPATH": f"{fake.parent}{os.pathsep}{ROOT}"})
+    assert proc.returncode == 1, proc.stderr
+    assert "-e '.[live]'" in proc.stderr and "segue[live]" not in proc.stderr, proc.stderr
+    no_traceback(proc)
+
+
 # ---------------------------------------------------------------- renders
 
 def test_renders_lists_and_prunes_by_age_and_size(tmp_path):
@@ -375,7 +424,7 @@ def test_renders_lists_and_prunes_by_age_and_size(tmp_path):
     renders.mkdir(parents=True)
     now = time.time()
     for k, (mb, age_h) in enumerate([(1, 0), (2, 1), (3, 30), (4, 200)]):
-        p = renders / f"loop-inpaint-{k}-v1.wav"
+        p = renders / f"loop-inpaint-r{k}-abc12{k}-v1.wav"   # as engine/pipeline.py names results
         p.write_bytes(b"\0" * (mb * 1_000_000))
         os.utime(p, (now - age_h * 3600, now - age_h * 3600))
     (renders / "notes.txt").write_text("mine")
@@ -384,15 +433,44 @@ def test_renders_lists_and_prunes_by_age_and_size(tmp_path):
     assert proc.returncode == 0
     assert str(renders) in proc.stdout and "4 file(s), 10.0 MB" in proc.stdout
     proc = segue("renders", "--older-than", "7d", "--dry-run", env=env)
-    assert "would remove 1 file(s), 4.0 MB" in proc.stdout and (renders / "loop-inpaint-3-v1.wav").exists()
+    assert "would remove 1 file(s), 4.0 MB" in proc.stdout and (renders / "loop-inpaint-r3-abc123-v1.wav").exists()
     proc = segue("renders", "--older-than", "7d", env=env)
-    assert proc.returncode == 0 and not (renders / "loop-inpaint-3-v1.wav").exists()
+    assert proc.returncode == 0 and not (renders / "loop-inpaint-r3-abc123-v1.wav").exists()
     proc = segue("renders", "--max-size", "3.5M", env=env)   # keeps the newest 1 + 2 MB
     assert proc.returncode == 0 and "removed 1 file(s), 3.0 MB" in proc.stdout
-    assert sorted(p.name for p in renders.iterdir()) == ["loop-inpaint-0-v1.wav", "loop-inpaint-1-v1.wav", "notes.txt"]
+    assert sorted(p.name for p in renders.iterdir()) == ["loop-inpaint-r0-abc120-v1.wav", "loop-inpaint-r1-abc121-v1.wav", "notes.txt"]
+
+
+def test_renders_never_prunes_a_users_own_wav_in_an_out_folder(tmp_path):
+    # --dir points at an --out folder, which may be a DAW project's media folder: only the engine's results go
+    out = tmp_path / "project media"
+    out.mkdir()
+    mine = out / "lead vocal take 3.wav"
+    mine.write_bytes(b"\0" * 1000)
+    render = out / "lead-inpaint-3f2a9c1b7d0e-0a1b2c-v1.wav"
+    render.write_bytes(b"\0" * 1000)
+    leftover = out / ".lead-inpaint-x-0a1b2c-v2.wav.deadbeef.part.wav"
+    leftover.write_bytes(b"\0" * 10)
+    proc = segue("renders", "--dir", str(out), "--max-size", "0")
+    assert proc.returncode == 0 and "removed 2 file(s)" in proc.stdout, proc.stdout
+    assert mine.exists() and not render.exists() and not leftover.exists()
 
 
 # ---------------------------------------------------------------- demo
+
+def test_serve_on_a_port_in_use_says_an_engine_may_run_there(engine):
+    proc = segue("serve", "--port", str(engine.port))
+    assert proc.returncode == 1 and f"segue ping --port {engine.port}" in proc.stderr, proc.stderr
+    no_traceback(proc)
+
+
+def test_demo_on_a_port_another_engine_holds_stops_instead_of_using_that_engine(tmp_path, engine):
+    # it printed "cannot listen ... Address already in use", then ran the demo on the other engine and said ok
+    proc = segue("demo", "--port", str(engine.port), env={"XDG_DATA_HOME": str(tmp_path / "xdg")}, timeout=120)
+    assert proc.returncode == 1, proc.stdout
+    assert "did not start" in proc.stderr and "without --port" in proc.stderr and "continued" not in proc.stdout
+    no_traceback(proc)
+
 
 def test_demo_ends_with_where_segue_is_and_runnable_next_commands(tmp_path):
     from segue.engine.cli import build_parser

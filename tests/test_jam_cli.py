@@ -28,6 +28,10 @@ def jam(*args: str) -> subprocess.CompletedProcess:
     (["--learn", "stop"], 2, "--learn needs --triggers"),
     (["--in-channels", "0", "--bpm", "120"], 2, "input channels '0' must be numbers from 1"),
     (["--bpm", "120", "--audio-api", "no-such-api", "--midi-api", "UNIX_JACK"], 1, "no audio API matching"),
+    (["--bpm", "120", "--port", "99999"], 2, "--port: 99999 is outside 1-65535"),
+    (["--bpm", "120", "--timeout", "-1"], 2, "--timeout: -1 must be above 0"),
+    (["--bpm", "120", "--buffer-seconds", "0"], 2, "--buffer-seconds: 0 must be at least 1"),
+    (["--bpm", "120", "--samplerate", "0"], 2, "--samplerate: 0 must be at least 8000"),
 ])
 def test_bad_input_is_a_clear_message(args, code, message):
     run = jam(*args)

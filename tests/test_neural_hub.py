@@ -80,3 +80,12 @@ def test_pull_offline_is_explained(tmp_path, monkeypatch):
     with pytest.raises(SegueError) as e:
         hub.pull("org/absent", ["model_config.json"], cache_dir=tmp_path / "hub", licence="L")
     assert e.value.code in ("offline", "gated") and str(tmp_path / "hub") in e.value.message or "org/absent" in e.value.message
+
+
+def test_a_file_given_as_the_model_folder_is_called_a_file(tmp_path):
+    # `segue models check --model /etc/passwd` said the folder "does not exist"
+    f = tmp_path / "model.safetensors"
+    f.write_bytes(b"\0")
+    with pytest.raises(SegueError) as e:
+        hub.locate(str(f), "a/b")
+    assert e.value.code == "model_not_found" and "is a file, not a folder" in e.value.message

@@ -78,3 +78,14 @@ def test_pull_offline_says_what_to_fetch(tmp_path):
     r = run("pull", "sao-small", "--cache", str(tmp_path / "hub"))
     assert r.returncode == 1
     assert "stabilityai/stable-audio-open-small" in r.stderr and str(tmp_path / "hub") in r.stderr
+
+
+def test_check_takes_the_name_pull_takes(folders, tmp_path):
+    # `segue models check sao-small` (as `pull sao-small`) was "unrecognized arguments"
+    r = run("check", "sao-small", "--model", str(folders / "model"))
+    assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stderr
+    r = run("check", "sa3-small-sfx", env_extra={"HF_HOME": str(tmp_path / "hf")})
+    assert r.returncode == 1 and "`segue models pull sa3-small-sfx`" in r.stderr, r.stderr
+    for argv in (["check", "nope"], ["check", "sa3-small-sfx", "--backend", "sao-small"]):
+        r = run(*argv)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr

@@ -9,6 +9,10 @@ import sys
 import threading
 from pathlib import Path
 
+# the same argparse types as every other subcommand: bad numbers are usage errors (exit 2), and
+# $SEGUE_PORT sets the engine port here too, as README.md says it does for every command
+from ...engine.cli import DEFAULT_PORT, _number, listen_port, port_number
+
 
 def add_jam_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
@@ -37,10 +41,10 @@ def add_jam_parser(subparsers) -> argparse.ArgumentParser:
     g.add_argument("--device-out", help="output device (index or name)")
     g.add_argument("--in-channels", default="1,2", help="input channels to record, from 1 (default 1,2)")
     g.add_argument("--out-channels", default="1,2", help="output channels to play on, from 1 (default 1,2)")
-    g.add_argument("--samplerate", type=int, help="Hz (default: the device's; under JACK the server's)")
-    g.add_argument("--blocksize", type=int, default=0, help="frames per callback, 0 = the host's period (default)")
-    g.add_argument("--buffer-seconds", type=float, default=90.0, help="input history kept (default 90 s)")
-    g.add_argument("--fade-ms", type=float, default=2.0, help="declick fade length (default 2 ms)")
+    g.add_argument("--samplerate", type=_number(8000, 384000, "--samplerate", integer=True), help="Hz (default: the device's; under JACK the server's)")
+    g.add_argument("--blocksize", type=_number(0, 65536, "--blocksize", integer=True), default=0, help="frames per callback, 0 = the host's period (default)")
+    g.add_argument("--buffer-seconds", type=_number(1, 3600, "--buffer-seconds"), default=90.0, help="input history kept (default 90 s)")
+    g.add_argument("--fade-ms", type=_number(0, 1000, "--fade-ms"), default=2.0, help="declick fade length (default 2 ms)")
     g.add_argument("--offset-ms", type=float, default=0.0,
                    help="start clips this much before the bar line, to make up for the output latency")
     g = p.add_argument_group("what to play")
@@ -51,15 +55,16 @@ def add_jam_parser(subparsers) -> argparse.ArgumentParser:
     g.add_argument("--ahead", action="store_true", help="generate ahead: keep a continuation ready")
     g = p.add_argument_group("engine")
     g.add_argument("--host", default="127.0.0.1", help="engine address (default 127.0.0.1)")
-    g.add_argument("--port", type=int, default=9137, help="engine port (default 9137)")
+    g.add_argument("--port", type=port_number, default=DEFAULT_PORT,
+                   help="engine port ($SEGUE_PORT sets the default, else 9137)")
     g.add_argument("--token", help="the engine's --token, if it has one")
     g.add_argument("--backend", help="engine backend per request (default: the engine's)")
     g.add_argument("--prompt", help="text prompt (neural backends)")
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for one continuation (default 60)")
+    g.add_argument("--seed", type=_number(0, 2147483647, "--seed", integer=True), default=0)
+    g.add_argument("--timeout", type=_number(0, None, "--timeout", above=True), default=60.0, help="seconds to wait for one continuation (default 60)")
     g.add_argument("--workdir", type=Path, help="folder for the bars sent to the engine and its results; must be "
                                                  "an engine-allowed folder (default: <engine renders>/jam)")
-    p.add_argument("--osc-port", type=int, default=9138, help="jam's own OSC port on 127.0.0.1 (default 9138)")
+    p.add_argument("--osc-port", type=listen_port, default=9138, help="jam's own OSC port on 127.0.0.1 (default 9138)")
     p.add_argument("--status", choices=["auto", "on", "off"], default="auto",
                    help="the terminal status line (auto: on a terminal)")
     p.set_defaults(func=cmd_jam)
@@ -112,7 +117,8 @@ def cmd_jam(args) -> int:
         import mido  # noqa: F401
         import rtmidi  # noqa: F401
     except ImportError as e:
-        print(f"segue jam needs the live extra ({e.name} is missing): pip install 'segue[live]'", file=sys.stderr)
+        print(f"segue jam needs the live extra ({e.name} is missing): from the repository root run "
+              f".venv/bin/pip install -e '.[live]' (on Linux also: apt install libportaudio2)", file=sys.stderr)
         return 1
     from .app import Jam
 

@@ -1,4 +1,4 @@
-"""Ableton Link as the jam's clock (optional: `pip install 'segue[link]'`; the Link libraries are GPL-licensed,
+"""Ableton Link as the jam's clock (optional: `.venv/bin/pip install -e '.[link]'`; the Link libraries are GPL-licensed,
 so they stay out of the default install).
 
 Link gives a tempo and a beat timeline on the host clock (CLOCK_MONOTONIC_RAW in microseconds on Linux, the
@@ -25,7 +25,7 @@ class LinkClock:
             import link
         except ImportError:
             raise RuntimeError("Ableton Link needs the optional extra (GPL-licensed): "
-                               "pip install 'segue[link]' (LinkPython-extern)") from None
+                               "from the repository root: .venv/bin/pip install -e '.[link]' (LinkPython-extern)") from None
         num, den = parse_sig(sig)
         self.quantum = num * 4.0 / den
         self.sr = sr

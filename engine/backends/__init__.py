@@ -24,7 +24,7 @@ def create(name: str, config: BackendConfig | None = None) -> Backend:
         mod = importlib.import_module(module)
     except ImportError as e:
         raise SegueError("backend_unavailable",
-                         f"backend {name!r} cannot be imported ({e}); install the extra: pip install 'segue[neural]'") from e
+                         f"backend {name!r} cannot be imported ({e}); from the repository root install the extra: .venv/bin/pip install -e '.[neural]'") from e
     return getattr(mod, cls)(config)
 
 

@@ -95,7 +95,8 @@ def locate(spec: str | None, repo_id: str, need: Iterable[str | tuple[str, ...]]
             raise SegueError(code, f"{what} {spec} is not in the Hugging Face cache "
                              f"({cache_dir or hub_cache_dir()}); {how} or pass a folder")
     else:
-        raise SegueError(code, f"{what} folder {spec} does not exist; {how} or pass a folder"
+        state = "is a file, not a folder" if p.exists() else "does not exist"   # a file named by mistake
+        raise SegueError(code, f"{what} folder {spec} {state}; {how} or pass a folder"
                          + (f" holding {', '.join(str(n) for n in need)}" if need else ""))
     gone = missing_files(folder, need)
     if gone:
@@ -121,7 +122,8 @@ def pull(repo_id: str, files: list[str] | None, cache_dir: Path | str | None = N
         from huggingface_hub import snapshot_download
         from huggingface_hub import errors as hfe
     except ImportError as e:
-        raise SegueError("unavailable", "huggingface_hub is not installed: pip install 'segue[neural]'") from e
+        raise SegueError("unavailable", "huggingface_hub is not installed: from the repository root run "
+                                        ".venv/bin/pip install -e '.[neural]'") from e
     try:
         return Path(snapshot_download(repo_id, allow_patterns=files, cache_dir=cache_dir, token=token))
     except hfe.GatedRepoError as e:

@@ -63,9 +63,10 @@ CODEC_MARGIN = 2           # SAME-S: chunks of 2 frames, shifted once: 2 frames 
 
 def resolve_model_dir(spec: str | None) -> Path:
     """A Stable Audio 3 small folder: a path, HF cache folder, repo id or `sa3-small-music` / `-sfx`."""
+    # the pull hint names the model asked for (the command in backticks, runnable as shown)
+    pull = "segue models pull sa3-small-sfx" if spec in ("sa3-small-sfx", "sfx", SFX_REPO) else "segue models pull sa3-small-music"
     spec = ALIASES.get(spec or "", spec)
-    return hub.locate(spec, MUSIC_REPO, need=["model_config.json"], what="Stable Audio 3 small model",
-                      pull="segue models pull sa3-small-music (or sa3-small-sfx)")
+    return hub.locate(spec, MUSIC_REPO, need=["model_config.json"], what="Stable Audio 3 small model", pull=pull)
 
 
 class Sa3SmallBackend(Backend):
