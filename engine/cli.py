@@ -174,6 +174,12 @@ def _load_backends(names: list[str], args) -> tuple[dict, dict]:
                             else [args.text_encoder] if args.text_encoder else [], names)
     options = _backend_options(args.option or [], names)
     listed = [n.strip() for n in args.backend.split(",") if n.strip()]
+    from .backends import REGISTRY
+
+    unknown = [n for n in names if n not in REGISTRY]
+    if unknown:   # a typo is the user's mistake, not a load failure to serve around
+        raise SegueError("unknown_backend", f"no backend named {', '.join(map(repr, unknown))}; "
+                         f"known: {', '.join(sorted(REGISTRY))}")
     backends, failed = {}, {}
     for name in names:
         config = BackendConfig(model=models.get(name), text_encoder=encoders.get(name), device=args.device,
@@ -447,6 +453,8 @@ def _run_request(args, address: str, positional: list, options: dict) -> int:
         bar.end()
         _, code, message = (final.args + ["", "", ""])[:3]
         message = cli_message(str(message))
+        if code == "unauthorized":   # the engine's reply stays tiny (no amplification); the hint is ours
+            message += " (this engine runs with --token: pass the same --token SECRET)"
         status.write(state="error", code=code, message=message)
         print(f"error {code}: {message}", file=sys.stderr)
         return 1
@@ -467,8 +475,9 @@ def _run_request(args, address: str, positional: list, options: dict) -> int:
         status.write(state="done", engine_state=a[1], backend=a[2], queued=a[3], running=a[4])
         print(f"state {a[1]}, backend {a[2]}, queued {a[3]}, running {a[4] or '-'}")
         for extra in a[5:]:
-            print(extra)   # the detail JSON stays one line: scripts and bench/ parse it
-            print(*_failed_backend_lines(extra), sep="\n", end="")
+            if getattr(args, "detail", True):
+                print(extra)   # the detail JSON stays one line: scripts and bench/ parse it
+            print(*_failed_backend_lines(extra), sep="\n", end="")   # always: a missing model is news
         return 0
     print(f"error protocol: unexpected reply {final.address}", file=sys.stderr)
     return 1
@@ -582,7 +591,9 @@ def cmd_ping(args) -> int:
 
 
 def cmd_status(args) -> int:
-    return _run_request(args, "/segue/status", [], {"detail": 1} if args.detail else {})
+    # Detail is always asked (it costs the engine nothing): plain `segue status` still names backends
+    # that failed to load; the JSON itself is printed with --detail only.
+    return _run_request(args, "/segue/status", [], {"detail": 1})
 
 
 def cmd_cancel(args) -> int:

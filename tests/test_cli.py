@@ -510,3 +510,21 @@ def test_a_real_engine_killed_mid_request_ends_the_client_within_seconds(tmp_pat
     assert "error engine_gone" in err and "segue serve" in err
     assert "code=engine_gone" in status.read_text()
     assert took < 8, took
+
+
+def test_a_typo_in_a_backend_list_stops_serve(tmp_path):
+    """`--backend dsp,sao-smal` is a user mistake (refused at start), not a load failure to serve around."""
+    proc = segue("serve", "--backend", "dsp,sao-smal", "--port", str(free_port()),
+                 env={"XDG_DATA_HOME": str(tmp_path / "xdg")})
+    assert proc.returncode == 1
+    assert "unknown_backend" in proc.stderr and "'sao-smal'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_plain_status_names_backends_that_failed_to_load(tmp_path):
+    eng = start_engine(tmp_path, "--model", "sao-small=" + str(tmp_path / "no-such-model"), backend="dsp,sao-small")
+    try:
+        proc = segue("status", "--port", str(eng.port))
+        assert proc.returncode == 0, proc.stderr
+        assert "failed to load sao-small:" in proc.stdout and "{" not in proc.stdout
+    finally:
+        stop_engine(eng)
