@@ -68,3 +68,25 @@ def test_bounded_in_bytes():
     for k in range(6):
         cache.source(f"f{k}", np.ones((2, 100 * HOP), np.float32), 48000)
     assert len(cache.store) <= 3 and cache.store.current_bytes <= cache.store.max_bytes
+
+
+def test_prefetch_fills_the_gap_between_edits_first():
+    from segue.engine.backends.neural.latent_cache import prefetch_order
+
+    have = np.zeros(100, bool)
+    have[10:20] = have[40:50] = True                    # two earlier edits' windows
+    assert prefetch_order(have, order_from=45) == (39, False)   # the gap 20-39 before 50 (also 1 away)
+    have[30:40] = True
+    assert prefetch_order(have, 45) == (29, False)      # still the gap: 20 and 29 tie, 29 nearer the edit
+    have[20:30] = True
+    assert prefetch_order(have, 45) == (50, True)       # no gap left: outward, nearest the last edit
+    assert prefetch_order(np.ones(5, bool), 0) is None
+
+
+def test_prefetch_gap_order_end_to_end():
+    cache = LatentCache(toy_encoder(), HOP, 3, margin=2, model_sr=48000)
+    src = cache.source("g", np.ones((2, 200 * HOP), np.float32), 48000)
+    cache.frames(src, 40, 60)
+    cache.frames(src, 100, 120)
+    n = cache.prefetch(src, chunk=20, should_stop=lambda: cache.encoded_frames >= 80, order_from=110)
+    assert n == 40 and src.have[40:120].all() and not src.have[:40].any() and not src.have[120:].any()

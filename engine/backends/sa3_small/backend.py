@@ -45,7 +45,8 @@ from ...errors import SegueError
 from ..base import Backend, BackendConfig, Capabilities, JobContext, Task
 from ..neural import hub, runtime
 from ..neural.latent_cache import LatentCache, SourceLatents
-from ..neural.paste import bend_into, fade_length, from_model_rate, level_gain, outside_mask, paste_regions
+from ..neural.paste import (bend_into, fade_length, from_model_rate, level_gain, outside_mask, paste_regions,
+                           warm_paste)
 from ..neural.prompt import with_tempo
 from ..neural.window import (align_window, context_window, group_regions, keep_mask, official_canvas_frames, runs,
                              snap, union, valid_frames)
@@ -157,6 +158,7 @@ class Sa3SmallBackend(Backend):
                      prepared=self.model.dit.prepare(cond[0], local))
         z = self.model.encode(torch.zeros(1, self.cfg.audio_channels, n * self.hop, device=self.device))
         self.model.decode(z, noise=False)
+        warm_paste(self.sr)                 # the seam's first use (scipy.signal import), ~0.4-1 s
 
     def close(self) -> None:
         with self._idle:

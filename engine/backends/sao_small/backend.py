@@ -35,7 +35,8 @@ from ..base import Backend, BackendConfig, Capabilities, JobContext, Task
 from ..neural import hub, runtime
 from ..neural.latent_cache import LatentCache, SourceLatents
 from ..neural.prompt import with_tempo
-from ..neural.paste import bend_into, fade_length, from_model_rate, level_gain, outside_mask, paste_regions
+from ..neural.paste import (bend_into, fade_length, from_model_rate, level_gain, outside_mask, paste_regions,
+                           warm_paste)
 from ..neural.window import context_window, group_regions, keep_mask, runs, snap, union
 from .conditioners import TextEncoder, load_text_encoder
 from .loading import load_model, resolve_model_dir
@@ -142,6 +143,7 @@ class SaoSmallBackend(Backend):
         # the encoder too: its weights and kernels are otherwise first touched by the first edit (~1 s)
         self.model.vae.encode(torch.zeros(1, 2, 4 * self.cfg.vae.downsampling_ratio, device=dev))
         self.text.embed([""])
+        warm_paste(self.sr)                 # the seam's first use (scipy.signal import), ~0.4-1 s
 
     def _need_loaded(self) -> None:
         if self.model is None:
