@@ -90,6 +90,9 @@ class Sa3SmallBackend(Backend):
         self.threads = x.get("threads")
         self.warmup = bool(x.get("warmup", True))
         self.prefetch = bool(x.get("prefetch", True))
+        # seconds of idle before the prefetch starts: a re-roll fired right after a reply must not wait
+        # behind a prefetch chunk (~0.8 s for 16 frames + margins on 2 cores)
+        self.prefetch_delay = float(x.get("prefetch_delay", 1.0))
         self.cache_bytes = int(float(x.get("latent_cache_mb", 512)) * (1 << 20))
         self.model = None
         self.cache: LatentCache | None = None
@@ -192,6 +195,8 @@ class Sa3SmallBackend(Backend):
                     self._idle.wait()
                 if self._closed:
                     return
+                if self._idle.wait_for(lambda: self._busy or self._closed, timeout=self.prefetch_delay):
+                    continue                    # a request came: it leaves a newer todo
                 (src, at), self._todo = self._todo, None
             try:
                 self.cache.prefetch(src, chunk=16, should_stop=lambda: self._busy > 0 or self._closed, order_from=at)
@@ -219,6 +224,7 @@ class Sa3SmallBackend(Backend):
             raise SegueError("bad_option", f"window={window}: use {' or '.join(WINDOWS)}")
         with self._idle:
             self._busy += 1
+            self._idle.notify_all()    # wakes a prefetch still in its grace delay
         src = None
         try:
             with self.cache.lock:      # a running prefetch chunk finishes first

@@ -80,6 +80,9 @@ class SaoSmallBackend(Backend):
         self.threads = x.get("threads")
         self.warmup = bool(x.get("warmup", True))
         self.prefetch = bool(x.get("prefetch", True))     # encode the rest of a file while idle
+        # seconds of idle before the prefetch starts: a re-roll fired right after a reply must not wait
+        # behind a prefetch chunk (~1.5 s for 24 frames + margins on 2 cores)
+        self.prefetch_delay = float(x.get("prefetch_delay", 1.0))
         self.cache_bytes = int(float(x.get("latent_cache_mb", 512)) * (1 << 20))
         self.model = None
         self.text: TextEncoder | None = None
@@ -181,6 +184,8 @@ class SaoSmallBackend(Backend):
                     self._idle.wait()
                 if self._closed:
                     return
+                if self._idle.wait_for(lambda: self._busy or self._closed, timeout=self.prefetch_delay):
+                    continue                    # a request came: it leaves a newer todo
                 src, at = self._todo, self._todo_from
                 self._todo = None
             try:
@@ -207,6 +212,7 @@ class SaoSmallBackend(Backend):
         self._need_loaded()
         with self._idle:
             self._busy += 1
+            self._idle.notify_all()    # wakes a prefetch still in its grace delay
         src = None
         try:
             with self.cache.lock:       # a running prefetch chunk finishes first; then the request has the CPU
