@@ -36,6 +36,7 @@ class SourceLatents:
     n_real: int                # samples of real audio in `audio`
     latents: torch.Tensor      # (latent_dim, frames) float32
     have: torch.Tensor         # (frames,) bool: frame encoded
+    edited: np.ndarray | None = None   # (frames,) bool: inside an edited region (prefetched last)
 
     @property
     def frames(self) -> int:
@@ -65,7 +66,14 @@ class LatentCache:
         n_real = a.shape[-1]
         frames = max(-(-n_real // self.hop), 1)
         a = np.pad(a, ((0, 0), (0, frames * self.hop - n_real)))
-        return SourceLatents(a, n_real, torch.zeros(self.latent_dim, frames), torch.zeros(frames, dtype=torch.bool))
+        return SourceLatents(a, n_real, torch.zeros(self.latent_dim, frames), torch.zeros(frames, dtype=torch.bool),
+                             np.zeros(frames, dtype=bool))
+
+    def mark_edited(self, src: SourceLatents, fa: int, fb: int) -> None:
+        """Frames [fa, fb) were a region an edit regenerated: a later edit needs them only as context of
+        another region, so the prefetch encodes them after everything else."""
+        if src.edited is not None:
+            src.edited[max(fa, 0):max(min(fb, src.frames), 0)] = True
 
     def source(self, key: str | None, audio: np.ndarray | None, sr: int) -> SourceLatents | None:
         """The cached source for (key, sr, length), made on first use; None when there is no audio.
@@ -105,11 +113,11 @@ class LatentCache:
 
         Order (`prefetch_order`): first the gaps between frames already encoded (between earlier edits'
         windows: where a DAW user fixing hits across a loop edits next), nearest an encoded frame first;
-        then outward from the encoded islands, nearest `order_from` (the last edit) first; a file with
-        nothing encoded yet starts centred on `order_from`."""
+        then outward from the encoded islands, nearest `order_from` (the last edit) first; frames of
+        edited regions (`mark_edited`) last; a file with nothing encoded yet starts centred on `order_from`."""
         done = 0
         while not should_stop():
-            pick = prefetch_order(src.have.numpy(), order_from)
+            pick = prefetch_order(src.have.numpy(), order_from, src.edited)
             if pick is None:
                 break
             f, grow_right = pick
@@ -126,12 +134,12 @@ class LatentCache:
         return done
 
 
-def prefetch_order(have: np.ndarray, order_from: int) -> tuple[int, bool] | None:
+def prefetch_order(have: np.ndarray, order_from: int, later: np.ndarray | None = None) -> tuple[int, bool] | None:
     """The next missing frame to prefetch and the direction to grow from it: -> (frame, grow_right) or
     None when every frame is encoded. have (frames,) bool.
 
-    Key, smallest first: (not inside a gap between encoded frames, distance to the nearest encoded
-    frame, distance to `order_from`). grow_right: the encoded neighbour is on the left (or, with
+    Key, smallest first: (marked in `later` (frames,) bool, not inside a gap between encoded frames,
+    distance to the nearest encoded frame, distance to `order_from`). grow_right: the encoded neighbour is on the left (or, with
     nothing encoded, the frame is at or right of order_from)."""
     missing = np.flatnonzero(~have)
     if missing.size == 0:
@@ -145,5 +153,6 @@ def prefetch_order(have: np.ndarray, order_from: int) -> tuple[int, bool] | None
     right = np.where(i < enc.size, enc[np.minimum(i, enc.size - 1)] - missing, np.iinfo(np.int64).max)
     in_gap = (i > 0) & (i < enc.size)
     near = np.minimum(left, right)
-    k = np.lexsort((np.abs(missing - order_from), near, ~in_gap))[0]
+    last = np.zeros(missing.size, bool) if later is None else later[missing]
+    k = np.lexsort((np.abs(missing - order_from), near, ~in_gap, last))[0]
     return int(missing[k]), bool(left[k] <= right[k])

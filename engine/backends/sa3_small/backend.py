@@ -237,6 +237,8 @@ class Sa3SmallBackend(Backend):
                 self._busy -= 1
                 if src is not None and task.source_key and task.kind == "inpaint" and self.prefetch:
                     self._todo = (src, int(task.start_sample * self.sr / task.sr) // self.hop)
+                    for a, n in task.regen_regions():
+                        self.cache.mark_edited(src, *self._frames_of(task, a, n))
                 self._idle.notify_all()
 
     def prompt_for(self, task: Task) -> str:

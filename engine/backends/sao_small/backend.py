@@ -224,6 +224,8 @@ class SaoSmallBackend(Backend):
                 self._busy -= 1
                 if src is not None and task.source_key and task.kind == "inpaint" and self.prefetch:
                     self._todo, self._todo_from = src, int(task.start_sample * self.sr / task.sr) // self.ratio
+                    for a, n in task.regen_regions():
+                        self.cache.mark_edited(src, *self._frames_of(task, a, n))
                 self._idle.notify_all()
 
     # ------------------------------------------------------------ the edit
