@@ -21,6 +21,7 @@ with the mask from 30 s (the official canvas: duration + 6 s).
 
     PYTHONPATH=. python bench/bench_sa3_small.py [--precision auto] [--repeats 3] [--idle 20]
         [--sat-target .venv/sat-0.0.20] [--skip-reference]
+    PYTHONPATH=. python bench/bench_sa3_small.py --profile [auto|fp32|bf16]   # stage times, in process
 """
 
 from __future__ import annotations
@@ -239,6 +240,47 @@ def oracle_main(target: str, model: Path, src: Path) -> None:
     print(json.dumps(res))
 
 
+# ---------------------------------------------------------------- where the time goes (in process)
+
+def profile_main(model: Path, src: Path, precision: str) -> None:
+    """Stage times of the backend, in process: T5Gemma, encode, DiT prepare, DiT steps, decode, paste.
+    Requests: first on the file (10.0 s), two re-rolls, a new region (16.0 s); prefetch off."""
+    from conftest import read_audio
+
+    import segue.engine.backends.sa3_small.backend as B
+    from segue.engine.backends.base import BackendConfig, JobContext, Task
+
+    times: dict[str, float] = {}
+
+    def timed(fn, label):
+        def wrapper(*a, **k):
+            t = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                times[label] = times.get(label, 0.0) + time.perf_counter() - t
+        return wrapper
+
+    b = B.Sa3SmallBackend(BackendConfig(model=str(model), precision=precision, extra={"prefetch": False}))
+    b.load()
+    m = b.model
+    m.encode, m.decode = timed(m.encode, "encode"), timed(m.decode, "decode")
+    m.prompt.forward = timed(m.prompt.forward, "t5gemma")
+    b._dit_fn = timed(b._dit_fn, "dit_steps")
+    m.dit.prepare = timed(m.dit.prepare, "dit_prepare")
+    B.paste_regions = timed(B.paste_regions, "paste")
+    audio, sr = read_audio(src)
+    for label, at, seed in (("first", 10.0, 1), ("reroll", 10.0, 2), ("reroll", 10.0, 3), ("new_region", 16.0, 5)):
+        times.clear()
+        task = Task(kind="inpaint", sr=sr, channels=audio.shape[0], start_sample=int(at * sr), frames=int(0.5 * sr),
+                    audio=audio, prompt="tight funk drums", seed=seed, source_key="bench")
+        t = time.perf_counter()
+        b.inpaint(task, JobContext())
+        total = time.perf_counter() - t
+        print(json.dumps({"request": label, "total_s": round(total, 3), **{k: round(v, 3) for k, v in times.items()},
+                          "other_s": round(total - sum(times.values()), 3), "load": loadavg()}), flush=True)
+
+
 def loadavg() -> str:
     try:
         return Path("/proc/loadavg").read_text().split(" ")[0:3].__str__()
@@ -249,6 +291,9 @@ def loadavg() -> str:
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--oracle":
         oracle_main(sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4]))
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "--profile":
+        profile_main(*setup(), sys.argv[2] if len(sys.argv) > 2 else "auto")
         return
     ap = argparse.ArgumentParser()
     ap.add_argument("--precision", default="auto")

@@ -157,6 +157,14 @@ def reference(model: Path, t5: Path) -> dict:
     return res
 
 
+def loadavg() -> list[str]:
+    """The 1, 5 and 15 minute load averages (a shared machine's noise goes with the numbers)."""
+    try:
+        return Path("/proc/loadavg").read_text().split()[:3]
+    except OSError:
+        return ["?"]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--precision", default="auto")
@@ -166,7 +174,8 @@ def main() -> None:
     ap.add_argument("--json", default=str(WORK / "results.json"))
     a = ap.parse_args()
     model, t5, src = setup()
-    res = {"machine": f"{os.cpu_count()} cores, torch {torch.__version__}", "precision": a.precision}
+    res = {"machine": f"{os.cpu_count()} cores, torch {torch.__version__}", "precision": a.precision,
+           "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "load_before": loadavg()}
     res["ours"] = ours(model, t5, src, a.precision, a.repeats, a.idle)
     print(json.dumps(res["ours"], indent=1), flush=True)
     if not a.skip_reference:
@@ -178,6 +187,7 @@ def main() -> None:
         res["speedup_new_region_now"] = ref["audio_to_audio_s"] / o["inpaint_new_region_same_file_s"]
         res["speedup_new_region_after_idle"] = ref["audio_to_audio_s"] / o["inpaint_new_region_after_idle_s"]
         res["speedup_text_to_audio"] = ref["text_to_audio_s"] / statistics.median(o["generate_11_9s_s"])
+    res["load_after"] = loadavg()
     Path(a.json).write_text(json.dumps(res, indent=1))
     print(json.dumps(res, indent=1))
 

@@ -68,3 +68,51 @@ def test_bounded_in_bytes():
     for k in range(6):
         cache.source(f"f{k}", np.ones((2, 100 * HOP), np.float32), 48000)
     assert len(cache.store) <= 3 and cache.store.current_bytes <= cache.store.max_bytes
+
+
+def test_prefetch_fills_the_gap_between_edits_first():
+    from segue.engine.backends.neural.latent_cache import prefetch_order
+
+    have = np.zeros(100, bool)
+    have[10:20] = have[40:50] = True                    # two earlier edits' windows
+    assert prefetch_order(have, order_from=45) == (39, False)   # the gap 20-39 before 50 (also 1 away)
+    have[30:40] = True
+    assert prefetch_order(have, 45) == (29, False)      # still the gap: 20 and 29 tie, 29 nearer the edit
+    have[20:30] = True
+    assert prefetch_order(have, 45) == (50, True)       # no gap left: outward, nearest the last edit
+    assert prefetch_order(np.ones(5, bool), 0) is None
+
+
+def test_prefetch_gap_order_end_to_end():
+    cache = LatentCache(toy_encoder(), HOP, 3, margin=2, model_sr=48000)
+    src = cache.source("g", np.ones((2, 200 * HOP), np.float32), 48000)
+    cache.frames(src, 40, 60)
+    cache.frames(src, 100, 120)
+    n = cache.prefetch(src, chunk=20, should_stop=lambda: cache.encoded_frames >= 80, order_from=110)
+    assert n == 40 and src.have[40:120].all() and not src.have[:40].any() and not src.have[120:].any()
+
+
+def test_prefetch_leaves_edited_regions_for_last():
+    from segue.engine.backends.neural.latent_cache import prefetch_order
+
+    have = np.zeros(100, bool)
+    have[10:20] = have[24:30] = have[40:50] = True      # edit 1's canvas 10-30 with its region 20-24 not encoded
+    later = np.zeros(100, bool)
+    later[20:24] = True
+    assert prefetch_order(have, 45) == (39, False)      # without the mark the hole 20-23 would come first
+    assert prefetch_order(have, 45, later)[0] in (30, 39)
+    have[30:40] = True
+    assert prefetch_order(have, 45, later) == (50, True)  # outward before the edited hole
+    have[50:] = True
+    have[:10] = True
+    assert prefetch_order(have, 45, later)[0] in range(20, 24)
+
+
+def test_mark_edited_reaches_prefetch():
+    cache = LatentCache(toy_encoder(), HOP, 3, margin=2, model_sr=48000)
+    src = cache.source("e", np.ones((2, 100 * HOP), np.float32), 48000)
+    cache.frames(src, 10, 20)
+    cache.frames(src, 24, 30)
+    cache.mark_edited(src, 20, 24)
+    cache.prefetch(src, chunk=10, should_stop=lambda: cache.encoded_frames >= 26, order_from=22)
+    assert not src.have[20:24].any() and src.have[30:40].all()

@@ -74,3 +74,13 @@ def test_bend_into_continues_the_last_sample():
     y = np.zeros((1, 100), np.float32)
     bend_into(y, src, 30)
     assert abs(y[0, 0] - 0.3) < 1e-6 and y[0, 40] == 0.0
+
+
+def test_warm_paste_imports_the_seam_lazily_needed_modules():
+    import subprocess
+    import sys
+
+    code = ("import sys; from segue.engine.backends.neural.paste import warm_paste; "
+            "assert 'scipy.signal' not in sys.modules; warm_paste(); assert 'scipy.signal' in sys.modules")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr

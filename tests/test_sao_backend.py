@@ -242,3 +242,22 @@ def test_idle_prefetch_encodes_the_rest_of_the_file(folders):
         assert b.cache.encoded_frames == n                  # a new region far away: nothing to encode
     finally:
         b.close()
+
+
+def test_prefetch_waits_its_grace_delay_so_a_quick_reroll_does_not_queue_behind_it(folders):
+    import time
+
+    b = create("sao-small", BackendConfig(model=str(folders / "model"), text_encoder=str(folders / "t5"),
+                                          precision="fp32", extra={"context_seconds": 0.15, "prefetch": True,
+                                                                   "prefetch_delay": 30}))
+    b.load()
+    try:
+        audio = tone(3 * SR, f=250.0)
+        b.inpaint(Task("inpaint", SR, 2, 60000, 4000, audio, None, "", source_key="gd"), JobContext())
+        n = b.cache.encoded_frames
+        time.sleep(1.0)
+        assert b.cache.encoded_frames == n                  # still inside the 30 s grace delay: nothing encoded
+        src = b.cache.source("gd", audio, SR)
+        assert not bool(src.have.all())
+    finally:
+        b.close()

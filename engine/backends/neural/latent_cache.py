@@ -36,6 +36,7 @@ class SourceLatents:
     n_real: int                # samples of real audio in `audio`
     latents: torch.Tensor      # (latent_dim, frames) float32
     have: torch.Tensor         # (frames,) bool: frame encoded
+    edited: np.ndarray | None = None   # (frames,) bool: inside an edited region (prefetched last)
 
     @property
     def frames(self) -> int:
@@ -65,7 +66,14 @@ class LatentCache:
         n_real = a.shape[-1]
         frames = max(-(-n_real // self.hop), 1)
         a = np.pad(a, ((0, 0), (0, frames * self.hop - n_real)))
-        return SourceLatents(a, n_real, torch.zeros(self.latent_dim, frames), torch.zeros(frames, dtype=torch.bool))
+        return SourceLatents(a, n_real, torch.zeros(self.latent_dim, frames), torch.zeros(frames, dtype=torch.bool),
+                             np.zeros(frames, dtype=bool))
+
+    def mark_edited(self, src: SourceLatents, fa: int, fb: int) -> None:
+        """Frames [fa, fb) were a region an edit regenerated: a later edit needs them only as context of
+        another region, so the prefetch encodes them after everything else."""
+        if src.edited is not None:
+            src.edited[max(fa, 0):max(min(fb, src.frames), 0)] = True
 
     def source(self, key: str | None, audio: np.ndarray | None, sr: int) -> SourceLatents | None:
         """The cached source for (key, sr, length), made on first use; None when there is no audio.
@@ -100,16 +108,23 @@ class LatentCache:
     @torch.inference_mode()
     def prefetch(self, src: SourceLatents, chunk: int = 32, should_stop: Callable[[], bool] = lambda: False,
                  order_from: int = 0) -> int:
-        """Encode the frames still missing, `chunk` at a time, nearest to `order_from` first, until done or
-        should_stop(). Returns frames encoded. Meant for an idle thread: a request waits at most one chunk."""
+        """Encode the frames still missing, `chunk` at a time, until done or should_stop(). Returns frames
+        encoded. Meant for an idle thread: a request waits at most one chunk.
+
+        Order (`prefetch_order`): first the gaps between frames already encoded (between earlier edits'
+        windows: where a DAW user fixing hits across a loop edits next), nearest an encoded frame first;
+        then outward from the encoded islands, nearest `order_from` (the last edit) first; frames of
+        edited regions (`mark_edited`) last; a file with nothing encoded yet starts centred on `order_from`."""
         done = 0
         while not should_stop():
-            missing = np.flatnonzero(~src.have.numpy())
-            if missing.size == 0:
+            pick = prefetch_order(src.have.numpy(), order_from, src.edited)
+            if pick is None:
                 break
-            f = int(missing[np.argmin(np.abs(missing - order_from))])
-            # the first chunk is centred on order_from; later ones grow away from it
-            r0 = max(f - chunk // 2 if not src.have.any() else (f if f >= order_from else f - chunk + 1), 0)
+            f, grow_right = pick
+            if not src.have.any():
+                r0 = max(f - chunk // 2, 0)
+            else:
+                r0 = f if grow_right else max(f - chunk + 1, 0)
             with self.lock:
                 if should_stop():
                     break
@@ -117,3 +132,27 @@ class LatentCache:
                     self._encode_run(src, a + r0, b + r0)
                     done += b - a
         return done
+
+
+def prefetch_order(have: np.ndarray, order_from: int, later: np.ndarray | None = None) -> tuple[int, bool] | None:
+    """The next missing frame to prefetch and the direction to grow from it: -> (frame, grow_right) or
+    None when every frame is encoded. have (frames,) bool.
+
+    Key, smallest first: (marked in `later` (frames,) bool, not inside a gap between encoded frames,
+    distance to the nearest encoded frame, distance to `order_from`). grow_right: the encoded neighbour is on the left (or, with
+    nothing encoded, the frame is at or right of order_from)."""
+    missing = np.flatnonzero(~have)
+    if missing.size == 0:
+        return None
+    enc = np.flatnonzero(have)
+    if enc.size == 0:
+        f = int(missing[np.argmin(np.abs(missing - order_from))])
+        return f, f >= order_from
+    i = np.searchsorted(enc, missing)                          # enc[i - 1] < m < enc[i]
+    left = np.where(i > 0, missing - enc[np.maximum(i - 1, 0)], np.iinfo(np.int64).max)
+    right = np.where(i < enc.size, enc[np.minimum(i, enc.size - 1)] - missing, np.iinfo(np.int64).max)
+    in_gap = (i > 0) & (i < enc.size)
+    near = np.minimum(left, right)
+    last = np.zeros(missing.size, bool) if later is None else later[missing]
+    k = np.lexsort((np.abs(missing - order_from), near, ~in_gap, last))[0]
+    return int(missing[k]), bool(left[k] <= right[k])

@@ -97,6 +97,16 @@ def paste_regions(y: np.ndarray, audio: np.ndarray, start_sample: int, regions: 
     return out
 
 
+def warm_paste(sr: int = 44100, channels: int = 2) -> None:
+    """Run `paste_regions` once on 0.2 s of a test tone so the first request does not pay for first use
+    (the seam's AR extrapolation imports scipy.signal lazily: 0.4 s on a quiet 2-core machine, ~1 s
+    under load, measured in the first sa3-small edit; bench notes in docs/benchmarks.md)."""
+    n = int(0.2 * sr)
+    t = np.arange(n, dtype=np.float32) / sr
+    audio = np.repeat((0.1 * np.sin(2 * np.pi * 220 * t))[None], channels, axis=0).astype(np.float32)
+    paste_regions(audio * 0.5, audio, 0, [(n // 4, n // 2)], 0.005, sr)
+
+
 def bend_into(y: np.ndarray, audio: np.ndarray, fade: int) -> np.ndarray:
     """Continuation: bend y's first `fade` samples (a decaying offset) so it continues the source's
     last sample and slope. y (C, n) is changed in place and returned."""

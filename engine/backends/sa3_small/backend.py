@@ -45,7 +45,8 @@ from ...errors import SegueError
 from ..base import Backend, BackendConfig, Capabilities, JobContext, Task
 from ..neural import hub, runtime
 from ..neural.latent_cache import LatentCache, SourceLatents
-from ..neural.paste import bend_into, fade_length, from_model_rate, level_gain, outside_mask, paste_regions
+from ..neural.paste import (bend_into, fade_length, from_model_rate, level_gain, outside_mask, paste_regions,
+                           warm_paste)
 from ..neural.prompt import with_tempo
 from ..neural.window import (align_window, context_window, group_regions, keep_mask, official_canvas_frames, runs,
                              snap, union, valid_frames)
@@ -90,6 +91,9 @@ class Sa3SmallBackend(Backend):
         self.threads = x.get("threads")
         self.warmup = bool(x.get("warmup", True))
         self.prefetch = bool(x.get("prefetch", True))
+        # seconds of idle before the prefetch starts: a re-roll fired right after a reply must not wait
+        # behind a prefetch chunk (~0.8 s for 16 frames + margins on 2 cores)
+        self.prefetch_delay = float(x.get("prefetch_delay", 1.0))
         self.cache_bytes = int(float(x.get("latent_cache_mb", 512)) * (1 << 20))
         self.model = None
         self.cache: LatentCache | None = None
@@ -158,6 +162,7 @@ class Sa3SmallBackend(Backend):
                      prepared=self.model.dit.prepare(cond[0], local))
         z = self.model.encode(torch.zeros(1, self.cfg.audio_channels, n * self.hop, device=self.device))
         self.model.decode(z, noise=False)
+        warm_paste(self.sr)                 # the seam's first use (scipy.signal import), ~0.4-1 s
 
     def close(self) -> None:
         with self._idle:
@@ -191,6 +196,8 @@ class Sa3SmallBackend(Backend):
                     self._idle.wait()
                 if self._closed:
                     return
+                if self._idle.wait_for(lambda: self._busy or self._closed, timeout=self.prefetch_delay):
+                    continue                    # a request came: it leaves a newer todo
                 (src, at), self._todo = self._todo, None
             try:
                 self.cache.prefetch(src, chunk=16, should_stop=lambda: self._busy > 0 or self._closed, order_from=at)
@@ -218,6 +225,7 @@ class Sa3SmallBackend(Backend):
             raise SegueError("bad_option", f"window={window}: use {' or '.join(WINDOWS)}")
         with self._idle:
             self._busy += 1
+            self._idle.notify_all()    # wakes a prefetch still in its grace delay
         src = None
         try:
             with self.cache.lock:      # a running prefetch chunk finishes first
@@ -230,6 +238,8 @@ class Sa3SmallBackend(Backend):
                 self._busy -= 1
                 if src is not None and task.source_key and task.kind == "inpaint" and self.prefetch:
                     self._todo = (src, int(task.start_sample * self.sr / task.sr) // self.hop)
+                    for a, n in task.regen_regions():
+                        self.cache.mark_edited(src, *self._frames_of(task, a, n))
                 self._idle.notify_all()
 
     def prompt_for(self, task: Task) -> str:

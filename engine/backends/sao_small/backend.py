@@ -35,7 +35,8 @@ from ..base import Backend, BackendConfig, Capabilities, JobContext, Task
 from ..neural import hub, runtime
 from ..neural.latent_cache import LatentCache, SourceLatents
 from ..neural.prompt import with_tempo
-from ..neural.paste import bend_into, fade_length, from_model_rate, level_gain, outside_mask, paste_regions
+from ..neural.paste import (bend_into, fade_length, from_model_rate, level_gain, outside_mask, paste_regions,
+                           warm_paste)
 from ..neural.window import context_window, group_regions, keep_mask, runs, snap, union
 from .conditioners import TextEncoder, load_text_encoder
 from .loading import load_model, resolve_model_dir
@@ -79,6 +80,9 @@ class SaoSmallBackend(Backend):
         self.threads = x.get("threads")
         self.warmup = bool(x.get("warmup", True))
         self.prefetch = bool(x.get("prefetch", True))     # encode the rest of a file while idle
+        # seconds of idle before the prefetch starts: a re-roll fired right after a reply must not wait
+        # behind a prefetch chunk (~1.5 s for 24 frames + margins on 2 cores)
+        self.prefetch_delay = float(x.get("prefetch_delay", 1.0))
         self.cache_bytes = int(float(x.get("latent_cache_mb", 512)) * (1 << 20))
         self.model = None
         self.text: TextEncoder | None = None
@@ -142,6 +146,7 @@ class SaoSmallBackend(Backend):
         # the encoder too: its weights and kernels are otherwise first touched by the first edit (~1 s)
         self.model.vae.encode(torch.zeros(1, 2, 4 * self.cfg.vae.downsampling_ratio, device=dev))
         self.text.embed([""])
+        warm_paste(self.sr)                 # the seam's first use (scipy.signal import), ~0.4-1 s
 
     def _need_loaded(self) -> None:
         if self.model is None:
@@ -179,6 +184,8 @@ class SaoSmallBackend(Backend):
                     self._idle.wait()
                 if self._closed:
                     return
+                if self._idle.wait_for(lambda: self._busy or self._closed, timeout=self.prefetch_delay):
+                    continue                    # a request came: it leaves a newer todo
                 src, at = self._todo, self._todo_from
                 self._todo = None
             try:
@@ -205,6 +212,7 @@ class SaoSmallBackend(Backend):
         self._need_loaded()
         with self._idle:
             self._busy += 1
+            self._idle.notify_all()    # wakes a prefetch still in its grace delay
         src = None
         try:
             with self.cache.lock:       # a running prefetch chunk finishes first; then the request has the CPU
@@ -216,6 +224,8 @@ class SaoSmallBackend(Backend):
                 self._busy -= 1
                 if src is not None and task.source_key and task.kind == "inpaint" and self.prefetch:
                     self._todo, self._todo_from = src, int(task.start_sample * self.sr / task.sr) // self.ratio
+                    for a, n in task.regen_regions():
+                        self.cache.mark_edited(src, *self._frames_of(task, a, n))
                 self._idle.notify_all()
 
     # ------------------------------------------------------------ the edit
