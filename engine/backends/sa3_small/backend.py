@@ -33,7 +33,6 @@ shared pieces are engine/backends/neural/):
 from __future__ import annotations
 
 import math
-import threading
 import time
 from pathlib import Path
 
@@ -44,6 +43,7 @@ from ...cache import ByteCache
 from ...errors import SegueError
 from ..base import Backend, BackendConfig, Capabilities, JobContext, Task
 from ..neural import hub, runtime
+from ..neural.prefetch import IdlePrefetcher
 from ..neural.latent_cache import LatentCache, SourceLatents
 from ..neural.paste import (bend_into, fade_length, from_model_rate, level_gain, outside_mask, paste_regions,
                            warm_paste)
@@ -99,10 +99,6 @@ class Sa3SmallBackend(Backend):
         self.cache: LatentCache | None = None
         self.load_seconds = 0.0
         self._prompts = ByteCache(64 << 20)
-        self._idle = threading.Condition()
-        self._busy = 0
-        self._todo: tuple[SourceLatents, int] | None = None
-        self._closed = False
 
     # ------------------------------------------------------------ loading
     def load(self) -> None:
@@ -143,8 +139,9 @@ class Sa3SmallBackend(Backend):
         self._dit_fn = runtime.CompileOrEager(self.model.dit, enabled=bool(want), backend=self.compile_backend)
         if self.warmup:
             self._warm()
-        if self.prefetch:
-            threading.Thread(target=self._prefetch_loop, name="sa3-prefetch", daemon=True).start()
+        self.prefetcher = IdlePrefetcher(self.cache, chunk=16, delay=self.prefetch_delay, name="sa3-prefetch",
+                                         enabled=self.prefetch)
+        self.prefetcher.start()
         self.load_seconds = time.perf_counter() - t0
 
     def _encode(self, audio: torch.Tensor) -> torch.Tensor:
@@ -165,9 +162,8 @@ class Sa3SmallBackend(Backend):
         warm_paste(self.sr)                 # the seam's first use (scipy.signal import), ~0.4-1 s
 
     def close(self) -> None:
-        with self._idle:
-            self._closed = True
-            self._idle.notify_all()
+        if getattr(self, "prefetcher", None) is not None:
+            self.prefetcher.close()
 
     def capabilities(self) -> Capabilities:
         return Capabilities(inpaint=True, continue_=True, generate=True, uses_prompt=True, native_sr=44100,
@@ -188,22 +184,6 @@ class Sa3SmallBackend(Backend):
         d.update(runtime.memory_info(dev))
         return d
 
-    # ------------------------------------------------------------ idle prefetch
-    def _prefetch_loop(self) -> None:
-        while True:
-            with self._idle:
-                while not self._closed and (self._busy or self._todo is None):
-                    self._idle.wait()
-                if self._closed:
-                    return
-                if self._idle.wait_for(lambda: self._busy or self._closed, timeout=self.prefetch_delay):
-                    continue                    # a request came: it leaves a newer todo
-                (src, at), self._todo = self._todo, None
-            try:
-                self.cache.prefetch(src, chunk=16, should_stop=lambda: self._busy > 0 or self._closed, order_from=at)
-            except Exception:   # an optimisation only: never take the engine down
-                pass
-
     # ------------------------------------------------------------ requests
     def inpaint(self, task: Task, ctx: JobContext) -> list[np.ndarray]:
         return self._request(task, ctx)
@@ -223,9 +203,7 @@ class Sa3SmallBackend(Backend):
         window = str(task.options.get("window", self.window)) if task.options else self.window
         if window not in WINDOWS:
             raise SegueError("bad_option", f"window={window}: use {' or '.join(WINDOWS)}")
-        with self._idle:
-            self._busy += 1
-            self._idle.notify_all()    # wakes a prefetch still in its grace delay
+        self.prefetcher.begin()         # a running prefetch stops at its next chunk
         src = None
         try:
             with self.cache.lock:      # a running prefetch chunk finishes first
@@ -234,13 +212,11 @@ class Sa3SmallBackend(Backend):
                     src = self.cache.source(task.source_key, task.audio, task.sr)
                 return self._run(task, src, window, ctx)
         finally:
-            with self._idle:
-                self._busy -= 1
-                if src is not None and task.source_key and task.kind == "inpaint" and self.prefetch:
-                    self._todo = (src, int(task.start_sample * self.sr / task.sr) // self.hop)
-                    for a, n in task.regen_regions():
-                        self.cache.mark_edited(src, *self._frames_of(task, a, n))
-                self._idle.notify_all()
+            if src is not None and task.source_key and task.kind == "inpaint":
+                at = int(task.start_sample * self.sr / task.sr) // self.hop
+                self.prefetcher.end(src, at, [self._frames_of(task, a, n) for a, n in task.regen_regions()])
+            else:
+                self.prefetcher.end()
 
     def prompt_for(self, task: Task) -> str:
         return with_tempo(task.prompt, task.grid)

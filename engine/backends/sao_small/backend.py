@@ -23,7 +23,6 @@ variation does not depend on the batch size), halved on out-of-memory.
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 
@@ -33,6 +32,7 @@ import torch
 from ...errors import SegueError
 from ..base import Backend, BackendConfig, Capabilities, JobContext, Task
 from ..neural import hub, runtime
+from ..neural.prefetch import IdlePrefetcher
 from ..neural.latent_cache import LatentCache, SourceLatents
 from ..neural.prompt import with_tempo
 from ..neural.paste import (bend_into, fade_length, from_model_rate, level_gain, outside_mask, paste_regions,
@@ -88,11 +88,6 @@ class SaoSmallBackend(Backend):
         self.text: TextEncoder | None = None
         self.cache: LatentCache | None = None
         self.load_seconds = 0.0
-        self._idle = threading.Condition()
-        self._busy = 0
-        self._todo: SourceLatents | None = None
-        self._todo_from = 0
-        self._closed = False
 
     # ------------------------------------------------------------ loading
     def load(self) -> None:
@@ -128,8 +123,9 @@ class SaoSmallBackend(Backend):
         self._dit_fn = runtime.CompileOrEager(self.model.dit, enabled=bool(want), backend=self.compile_backend)
         if self.warmup:
             self._warm()
-        if self.prefetch:
-            threading.Thread(target=self._prefetch_loop, name="sao-prefetch", daemon=True).start()
+        self.prefetcher = IdlePrefetcher(self.cache, chunk=24, delay=self.prefetch_delay, name="sao-prefetch",
+                                         enabled=self.prefetch)
+        self.prefetcher.start()
         self.load_seconds = time.perf_counter() - t0
 
     def _encode(self, audio: torch.Tensor) -> torch.Tensor:
@@ -175,28 +171,9 @@ class SaoSmallBackend(Backend):
         d.update(runtime.memory_info(dev))
         return d
 
-    # ------------------------------------------------------------ idle prefetch
-    def _prefetch_loop(self) -> None:
-        """Encode the rest of the last edited file while no request runs (a request waits at most one chunk)."""
-        while True:
-            with self._idle:
-                while not self._closed and (self._busy or self._todo is None):
-                    self._idle.wait()
-                if self._closed:
-                    return
-                if self._idle.wait_for(lambda: self._busy or self._closed, timeout=self.prefetch_delay):
-                    continue                    # a request came: it leaves a newer todo
-                src, at = self._todo, self._todo_from
-                self._todo = None
-            try:
-                self.cache.prefetch(src, chunk=24, should_stop=lambda: self._busy > 0 or self._closed, order_from=at)
-            except Exception:   # prefetch is an optimisation: never let it take the engine down
-                pass
-
     def close(self) -> None:
-        with self._idle:
-            self._closed = True
-            self._idle.notify_all()
+        if getattr(self, "prefetcher", None) is not None:
+            self.prefetcher.close()
 
     # ------------------------------------------------------------ requests
     def inpaint(self, task: Task, ctx: JobContext) -> list[np.ndarray]:
@@ -210,9 +187,7 @@ class SaoSmallBackend(Backend):
 
     def _request(self, task: Task, ctx: JobContext) -> list[np.ndarray]:
         self._need_loaded()
-        with self._idle:
-            self._busy += 1
-            self._idle.notify_all()    # wakes a prefetch still in its grace delay
+        self.prefetcher.begin()         # a running prefetch stops at its next chunk
         src = None
         try:
             with self.cache.lock:       # a running prefetch chunk finishes first; then the request has the CPU
@@ -220,13 +195,11 @@ class SaoSmallBackend(Backend):
                 src = self.cache.source(task.source_key, task.audio, task.sr) if task.kind != "generate" else None
                 return self._edit(task, src, ctx)
         finally:
-            with self._idle:
-                self._busy -= 1
-                if src is not None and task.source_key and task.kind == "inpaint" and self.prefetch:
-                    self._todo, self._todo_from = src, int(task.start_sample * self.sr / task.sr) // self.ratio
-                    for a, n in task.regen_regions():
-                        self.cache.mark_edited(src, *self._frames_of(task, a, n))
-                self._idle.notify_all()
+            if src is not None and task.source_key and task.kind == "inpaint":
+                at = int(task.start_sample * self.sr / task.sr) // self.ratio
+                self.prefetcher.end(src, at, [self._frames_of(task, a, n) for a, n in task.regen_regions()])
+            else:
+                self.prefetcher.end()
 
     # ------------------------------------------------------------ the edit
     def prompt_for(self, task: Task) -> str:
