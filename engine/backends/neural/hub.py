@@ -143,3 +143,19 @@ def pull(repo_id: str, files: list[str] | None, cache_dir: Path | str | None = N
                              f"machine with network and copy it into {where} (or any folder, then pass it "
                              "with --model)") from e
         raise SegueError("pull_failed", f"{repo_id}: {name}: {text}") from e
+
+
+def read_model_config(path: str | Path) -> dict:
+    """The JSON object in a model folder's `model_config.json` (or any config file at `path`).
+
+    Raises SegueError: model_not_found (no such file), model_invalid (unreadable or not JSON).
+    """
+    import json
+
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as e:
+        raise SegueError("model_not_found", f"{path} is missing") from e
+    except (OSError, ValueError) as e:
+        raise SegueError("model_invalid", f"cannot read {path}: {e}") from e

@@ -11,11 +11,11 @@ naming the field, never a silently different model.
 from __future__ import annotations
 
 import copy
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...errors import SegueError
+from ..neural.hub import read_model_config
 
 
 @dataclass(frozen=True)
@@ -134,14 +134,7 @@ class Sa3Config:
 
     @classmethod
     def from_file(cls, path: str | Path) -> "Sa3Config":
-        path = Path(path)
-        try:
-            d = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError as e:
-            raise SegueError("model_not_found", f"{path} is missing") from e
-        except (OSError, ValueError) as e:
-            raise SegueError("model_invalid", f"cannot read {path}: {e}") from e
-        return cls.from_dict(d)
+        return cls.from_dict(read_model_config(path))
 
 
 def _need(cond: bool, what: str) -> None:

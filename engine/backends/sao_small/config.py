@@ -9,11 +9,11 @@ rather than a silently wrong model.
 from __future__ import annotations
 
 import copy
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...errors import SegueError
+from ..neural.hub import read_model_config
 
 
 @dataclass(frozen=True)
@@ -97,14 +97,7 @@ class SaoConfig:
 
     @classmethod
     def from_file(cls, path: str | Path) -> "SaoConfig":
-        path = Path(path)
-        try:
-            d = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError as e:
-            raise SegueError("model_not_found", f"{path} is missing") from e
-        except (OSError, ValueError) as e:
-            raise SegueError("model_invalid", f"cannot read {path}: {e}") from e
-        return cls.from_dict(d)
+        return cls.from_dict(read_model_config(path))
 
 
 def _need(cond: bool, what: str) -> None:
