@@ -133,7 +133,14 @@ class Engine:
         caps = self._caps[name]
         able = {"inpaint": caps.inpaint, "continue": caps.continue_, "generate": caps.generate}[req.kind]
         if not able:
-            hint = " (a neural backend such as sao-small can)" if req.kind == "generate" else ""
+            able_here = [n for n, c in self._caps.items() if getattr(c, {"continue": "continue_"}.get(req.kind, req.kind))]
+            if able_here:   # another loaded backend can: name it
+                hint = f" (this engine's {', '.join(able_here)} can: pass backend {able_here[0]})"
+            elif req.kind == "generate":
+                hint = " (a neural backend such as sa3-small or sao-small can"
+                hint += (f"; {', '.join(self.failed)} failed to load: see segue status)" if self.failed else ")")
+            else:
+                hint = ""
             raise SegueError("unsupported", f"backend {name} cannot {req.kind}{hint}")
         check_output_length(req, name, caps)
         timeout = min(self.timeout, req.timeout or self.timeout)

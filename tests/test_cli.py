@@ -528,3 +528,15 @@ def test_plain_status_names_backends_that_failed_to_load(tmp_path):
         assert "failed to load sao-small:" in proc.stdout and "{" not in proc.stdout
     finally:
         stop_engine(eng)
+
+
+def test_generate_refusal_names_the_backend_that_failed_to_load(tmp_path):
+    """dsp cannot generate; when the neural backend that could failed to load, the refusal says so."""
+    eng = start_engine(tmp_path, "--model", "sao-small=" + str(tmp_path / "no-such-model"), backend="dsp,sao-small")
+    try:
+        with eng.client() as c:
+            out = c.call("/segue/generate", ["g1", 4.0, "bpm", 120.0])
+    finally:
+        stop_engine(eng)
+    assert out.final.address == "/segue/error" and out.final.args[1] == "unsupported"
+    assert "sao-small failed to load" in out.final.args[2], out.final.args
