@@ -33,8 +33,7 @@ log = logging.getLogger("segue.pipeline")
 class Result:
     paths: list[Path]
     seconds: float
-    sr: int
-    asked: int = 1                 # variations asked; len(paths) may be fewer (a backend's distinct results)
+    sr: int                        # len(paths) may be fewer than the variations asked (distinct results)
 
 
 @dataclass
@@ -109,4 +108,4 @@ def render(req: Request, backend: Backend, reader: SourceReader, roots: OutputRo
             except OSError:
                 pass
         raise
-    return Result(paths=written, seconds=plan.out_frames / task.sr, sr=task.sr, asked=task.variations)
+    return Result(paths=written, seconds=plan.out_frames / task.sr, sr=task.sr)
