@@ -269,6 +269,7 @@ class Engine:
             log.error("%s %s crashed:\n%s", req.kind, req.id, traceback.format_exc())
             self._finish(job, "error", [req.id, "internal", f"{type(e).__name__}: {e}"])
         else:
-            log.info("%s %s done in %.3f s -> %s", req.kind, req.id, time.monotonic() - t0, result.paths[0])
+            log.info("%s %s done in %.3f s -> %s (%s)", req.kind, req.id, time.monotonic() - t0, result.paths[0],
+                     ctx.timings())
             self._finish(job, "done", [req.id, str(result.paths[0]), result.seconds, result.sr]
                          + [str(p) for p in result.paths[1:]])

@@ -1,9 +1,12 @@
 """The Oobleck VAE of Stable Audio Open Small, written from scratch.
 
 44.1 kHz stereo <-> 64-channel latents at 1/2048 of the rate (~21.5 frames/s).
-Convolutions are plain nn.Conv1d / nn.ConvTranspose1d: the checkpoint's
-weight-normed (weight_g, weight_v) pairs are fused into `weight` at load time,
-so inference pays nothing for weight norm. Layer indices mirror the checkpoint
+Convolutions are nn.Conv1d / nn.ConvTranspose1d (the checkpoint's weight-normed
+(weight_g, weight_v) pairs are fused into `weight` at load time, so inference
+pays nothing for weight norm), computed as 2-D convolutions over a
+channels-last (B, C, 1, T) tensor: the same arithmetic in the layout oneDNN
+runs fastest (bf16 on 2 AVX512-BF16 cores: 1.1-1.4x per convolution, measured on
+the encoder's shapes), and a layout tensor cores like on a GPU. Layer indices mirror the checkpoint
 (`pretransform.model.{encoder,decoder}.layers.N...`).
 
 Both directions are fully convolutional, so a slice of audio or latents can be
@@ -18,12 +21,39 @@ import math
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from .config import OobleckConfig, VaeConfig
 
 
+def to_rows(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, T) -> (B, C, 1, T) channels-last: the layout every layer here runs in."""
+    return x.unsqueeze(2).contiguous(memory_format=torch.channels_last)
+
+
+def from_rows(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, 1, T) -> (B, C, T), contiguous."""
+    return x.squeeze(2).contiguous()
+
+
+class Conv1d(nn.Conv1d):
+    """nn.Conv1d (same parameters and keys) applied to (B, C, 1, T) channels-last rows."""
+
+    def forward(self, x):
+        return F.conv2d(x, self.weight.unsqueeze(2), self.bias, (1, self.stride[0]), (0, self.padding[0]),
+                        (1, self.dilation[0]))
+
+
+class ConvTranspose1d(nn.ConvTranspose1d):
+    """nn.ConvTranspose1d (same parameters and keys) applied to (B, C, 1, T) channels-last rows."""
+
+    def forward(self, x):
+        return F.conv_transpose2d(x, self.weight.unsqueeze(2), self.bias, (1, self.stride[0]),
+                                  (0, self.padding[0]), (0, self.output_padding[0]), 1, (1, self.dilation[0]))
+
+
 class Snake(nn.Module):
-    """SnakeBeta with log-scale parameters: x + sin^2(e^alpha x) / (e^beta + 1e-9)."""
+    """SnakeBeta with log-scale parameters: x + sin^2(e^alpha x) / (e^beta + 1e-9), per channel (dim 1)."""
 
     def __init__(self, channels: int):
         super().__init__()
@@ -31,9 +61,14 @@ class Snake(nn.Module):
         self.beta = nn.Parameter(torch.zeros(channels))
 
     def forward(self, x):
-        a = self.alpha.exp()[None, :, None]
-        inv_b = 1.0 / (self.beta.exp()[None, :, None] + 1e-9)
-        return x + inv_b * torch.sin(a * x).pow(2)
+        shape = (1, -1) + (1,) * (x.dim() - 2)
+        a = self.alpha.exp().view(shape)
+        inv_b = 1.0 / (self.beta.exp().view(shape) + 1e-9)
+        # the same operations in the same order as x + inv_b * sin(a x)^2 (bit-identical), in place
+        # on one new tensor: the activations are tens of MB at the audio rate, and every fresh
+        # tensor is a pass over new memory (~15% of an encode on the CPU)
+        y = torch.mul(a, x)
+        return y.sin_().square_().mul_(inv_b).add_(x)
 
 
 def _act(cfg: OobleckConfig, channels: int) -> nn.Module:
@@ -44,21 +79,21 @@ class ResidualUnit(nn.Module):
     def __init__(self, cfg: OobleckConfig, channels: int, dilation: int):
         super().__init__()
         self.layers = nn.Sequential(
-            _act(cfg, channels), nn.Conv1d(channels, channels, 7, dilation=dilation, padding=3 * dilation),
-            _act(cfg, channels), nn.Conv1d(channels, channels, 1))
+            _act(cfg, channels), Conv1d(channels, channels, 7, dilation=dilation, padding=3 * dilation),
+            _act(cfg, channels), Conv1d(channels, channels, 1))
 
     def forward(self, x):
-        return x + self.layers(x)
+        return self.layers(x).add_(x)      # = x + layers(x), without another activation-sized tensor
 
 
 def _encoder_block(cfg, c_in, c_out, stride):
     return nn.Sequential(*[ResidualUnit(cfg, c_in, d) for d in (1, 3, 9)], _act(cfg, c_in),
-                         nn.Conv1d(c_in, c_out, 2 * stride, stride=stride, padding=math.ceil(stride / 2)))
+                         Conv1d(c_in, c_out, 2 * stride, stride=stride, padding=math.ceil(stride / 2)))
 
 
 def _decoder_block(cfg, c_in, c_out, stride):
     return nn.Sequential(_act(cfg, c_in),
-                         nn.ConvTranspose1d(c_in, c_out, 2 * stride, stride=stride, padding=math.ceil(stride / 2)),
+                         ConvTranspose1d(c_in, c_out, 2 * stride, stride=stride, padding=math.ceil(stride / 2)),
                          *[ResidualUnit(cfg, c_out, d) for d in (1, 3, 9)])
 
 
@@ -77,29 +112,31 @@ class Encoder(nn.Module):
     def __init__(self, cfg: OobleckConfig):
         super().__init__()
         ch = [cfg.channels * m for m in (1, *cfg.c_mults)]
-        layers = [nn.Conv1d(cfg.audio_channels, ch[0], 7, padding=3)]
+        layers = [Conv1d(cfg.audio_channels, ch[0], 7, padding=3)]
         layers += [_Blocks(_encoder_block(cfg, ch[i], ch[i + 1], s)) for i, s in enumerate(cfg.strides)]
-        layers += [_act(cfg, ch[-1]), nn.Conv1d(ch[-1], cfg.latent_dim, 3, padding=1)]
+        layers += [_act(cfg, ch[-1]), Conv1d(ch[-1], cfg.latent_dim, 3, padding=1)]
         self.layers = nn.Sequential(*layers)
 
     def forward(self, x):
-        return self.layers(x)
+        """(B, audio_channels, S) -> (B, latent_dim, S / 2048): the encoder side's latent_dim (mean and scale)."""
+        return from_rows(self.layers(to_rows(x)))
 
 
 class Decoder(nn.Module):
     def __init__(self, cfg: OobleckConfig):
         super().__init__()
         ch = [cfg.channels * m for m in (1, *cfg.c_mults)]
-        layers = [nn.Conv1d(cfg.latent_dim, ch[-1], 7, padding=3)]
+        layers = [Conv1d(cfg.latent_dim, ch[-1], 7, padding=3)]
         for i in range(len(cfg.strides), 0, -1):
             layers.append(_Blocks(_decoder_block(cfg, ch[i], ch[i - 1], cfg.strides[i - 1])))
-        layers += [_act(cfg, ch[0]), nn.Conv1d(ch[0], cfg.audio_channels, 7, padding=3, bias=False)]
+        layers += [_act(cfg, ch[0]), Conv1d(ch[0], cfg.audio_channels, 7, padding=3, bias=False)]
         if cfg.final_tanh:
             layers.append(nn.Tanh())
         self.layers = nn.Sequential(*layers)
 
     def forward(self, x):
-        return self.layers(x)
+        """(B, latent_dim, T) -> (B, 2, T * 2048)."""
+        return from_rows(self.layers(to_rows(x)))
 
 
 class OobleckVAE(nn.Module):
