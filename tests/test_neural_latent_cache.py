@@ -116,3 +116,35 @@ def test_mark_edited_reaches_prefetch():
     cache.mark_edited(src, 20, 24)
     cache.prefetch(src, chunk=10, should_stop=lambda: cache.encoded_frames >= 26, order_from=22)
     assert not src.have[20:24].any() and src.have[30:40].all()
+
+
+def test_window_encodes_close_runs_as_one_and_equals_a_whole_encode():
+    """A short region (a drum hit) between two kept runs: one encoder pass covers both sides and the
+    hit's frames (fewer encoder frames than two passes with a margin each side), same latents."""
+    enc = toy_encoder()
+    passes = []
+    cache = LatentCache(lambda a: (passes.append(a.shape[-1] // HOP), enc(a))[1], HOP, 3, margin=2,
+                        model_sr=48000)
+    audio = np.random.default_rng(1).standard_normal((2, 100 * HOP)).astype(np.float32)
+    src = cache.source("file", audio, 48000)
+    whole = enc(torch.from_numpy(src.audio[None]))[0]
+    keep = np.ones(30, np.float32)
+    keep[14:17] = 0                                # 3 generated frames: gap 3 < 2 margins -> one pass
+    z = cache.window(src, 40, keep, None)
+    assert len(passes) == 1 and passes[0] == 30 + 4
+    torch.testing.assert_close(z[:, keep > 0], whole[:, 40:70][:, keep > 0])
+    assert (z[:, keep == 0] == 0).all()            # the generated frames stay zero in the canvas
+    passes.clear()
+    keep2 = np.ones(30, np.float32)
+    keep2[5:15] = 0                                # 10 generated frames: two passes are cheaper
+    z2 = cache.window(src, 0, keep2, None)
+    assert len(passes) == 2
+    torch.testing.assert_close(z2[:, keep2 > 0], whole[:, 0:30][:, keep2 > 0])
+
+
+def test_merge_runs():
+    from segue.engine.backends.neural.window import merge_runs
+
+    assert merge_runs([(0, 5), (8, 10), (30, 31)], 4) == [(0, 10), (30, 31)]
+    assert merge_runs([(0, 5), (9, 10)], 4) == [(0, 5), (9, 10)]
+    assert merge_runs([], 4) == []

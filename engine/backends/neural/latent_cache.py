@@ -25,7 +25,7 @@ import torch
 
 from ...audio_io import resample
 from ...cache import ByteCache
-from .window import runs
+from .window import merge_runs, runs
 
 Encode = Callable[[torch.Tensor], torch.Tensor]   # (1, C, S) audio -> (1, latent_dim, S // hop)
 
@@ -94,6 +94,26 @@ class LatentCache:
                     check()
                 self._encode_run(src, r0 + fa, r1 + fa)
         return src.latents[:, fa:fb]
+
+    @torch.inference_mode()
+    def window(self, src: SourceLatents, wa: int, keep: np.ndarray,
+               check: Callable[[], None] | None = None) -> torch.Tensor:
+        """Latents of a canvas of latent frames [wa, wa + len(keep)): the kept frames (keep (n,) > 0)
+        from the source, zeros elsewhere -> (latent_dim, n) float32. Missing kept frames are encoded
+        in as few encoder frames as possible: runs closer than two margins are encoded as one."""
+        n = len(keep)
+        out = torch.zeros(self.latent_dim, n)
+        spans = [(max(wa + a, 0), min(wa + b, src.frames)) for a, b in runs(np.asarray(keep) > 0)]
+        spans = [(a, b) for a, b in spans if a < b]
+        with self.lock:
+            missing = [(a + r0, a + r1) for a, b in spans for r0, r1 in runs(~src.have[a:b].numpy())]
+            for r0, r1 in merge_runs(missing, 2 * self.margin):
+                if check is not None:
+                    check()
+                self._encode_run(src, r0, r1)
+        for a, b in spans:
+            out[:, a - wa:b - wa] = src.latents[:, a:b]
+        return out
 
     def _encode_run(self, src: SourceLatents, r0: int, r1: int) -> None:
         m, total = self.margin, src.frames

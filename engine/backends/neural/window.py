@@ -113,6 +113,21 @@ def runs(mask) -> list[tuple[int, int]]:
     return [(int(s), int(e)) for s, e in zip(starts, ends)]
 
 
+def merge_runs(spans: list[tuple[int, int]], gap: int) -> list[tuple[int, int]]:
+    """Sorted [start, end) runs joined wherever fewer than `gap` items lie between two of them.
+
+    Why: encoding a run of latent frames costs its frames plus a margin of receptive field on
+    each side, so two runs closer than 2 margins cost less as one (a drum hit's context left and
+    right of it is encoded in one pass, its own few frames included)."""
+    out: list[tuple[int, int]] = []
+    for a, b in spans:
+        if out and a - out[-1][1] < gap:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
+
+
 def group_regions(regions: list[tuple[int, int]], cap: int) -> list[list[tuple[int, int]]]:
     """Split sorted frame regions into groups whose union fits in `cap` frames (each group one window)."""
     groups: list[list[tuple[int, int]]] = []

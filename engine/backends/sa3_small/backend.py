@@ -48,7 +48,7 @@ from ..neural.latent_cache import LatentCache, SourceLatents
 from ..neural.paste import (bend_into, fade_length, from_model_rate, level_gain, outside_mask, paste_regions,
                            warm_paste)
 from ..neural.prompt import with_tempo
-from ..neural.window import (align_window, context_window, group_regions, keep_mask, official_canvas_frames, runs,
+from ..neural.window import (align_window, context_window, group_regions, keep_mask, official_canvas_frames,
                              snap, union, valid_frames)
 from .conditioner import t5gemma_files_missing
 from .loading import T5GEMMA_SUBFOLDER, load_sa3
@@ -287,8 +287,7 @@ class Sa3SmallBackend(Backend):
         latents = torch.zeros(self.cfg.ae.latent_dim, wb - wa)
         if mask_np.any():
             ctx.progress(0.04, "encode")
-            for r0, r1 in runs(mask_np > 0):
-                latents[:, r0:r1] = self.cache.frames(src, wa + r0, wa + r1, ctx.check)
+            latents = self.cache.window(src, wa, mask_np, ctx.check)
         mask = torch.from_numpy(mask_np)
         keep = None if valid is None else (torch.arange(wb - wa) < valid)
         ctx.progress(0.06, "text")

@@ -37,7 +37,7 @@ from ..neural.latent_cache import LatentCache, SourceLatents
 from ..neural.prompt import with_tempo
 from ..neural.paste import (bend_into, fade_length, from_model_rate, level_gain, outside_mask, paste_regions,
                            warm_paste)
-from ..neural.window import context_window, group_regions, keep_mask, runs, snap, union
+from ..neural.window import context_window, group_regions, keep_mask, snap, union
 from .conditioners import TextEncoder, load_text_encoder
 from .loading import load_model, resolve_model_dir
 from .oobleck import decoder_margin, encoder_margin
@@ -259,8 +259,7 @@ class SaoSmallBackend(Backend):
         known_lat = torch.zeros(self.cfg.vae.latent_dim, wb - wa)
         if keep_np.any():
             ctx.progress(0.05, "encode")
-            for r0, r1 in runs(keep_np > 0):
-                known_lat[:, r0:r1] = self.cache.frames(src, wa + r0, wa + r1, ctx.check)
+            known_lat = self.cache.window(src, wa, keep_np, ctx.check)
         keep = torch.from_numpy(keep_np)[None, None]
         lat = self._sample(task, ctx, known_lat, keep, (wb - wa) * ratio / sr)
         ctx.progress(0.9, "decode")
