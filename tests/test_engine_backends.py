@@ -232,3 +232,30 @@ def test_submit_touches_no_file_the_worker_does(tmp_path, monkeypatch):
         eng.stop()
     assert {what for what, _ in calls} == {"resolve", "probe"}
     assert {thread for _, thread in calls} == {"segue-worker"}, calls
+
+
+def test_hit_remove_on_a_short_selection_is_served_by_dsp(tmp_path):
+    """A backend that cannot remove hits (a generative one would only make another hit) hands a short
+    `hit remove` selection to dsp; `hit replace` and longer selections stay with it."""
+    from segue.engine.backends.dsp import DspBackend
+
+    eng = Engine({"echo": Echo(), "dsp": DspBackend()}, OutputRoots(default=tmp_path / "out"))
+    eng.start()
+    try:
+        src = write_wav(tmp_path / "s.wav", groove(4.0, 22050), 22050)
+        x, _ = read_audio(src)
+        a, b = 22050, 22050 + int(0.09 * 22050)
+        for hit, routed in (("remove", True), ("replace", False)):
+            got = run(eng, Request(kind="inpaint", id=f"h-{hit}", src=str(src), start=a / 22050, end=b / 22050,
+                                   hit=hit))
+            kind, args = got[-1]
+            assert kind == "done", got
+            y, _ = read_audio(args[1])
+            echoed = np.abs(y - x[:, a:a + y.shape[1]]).max() < 1e-3     # the source back (16-bit reading)
+            assert echoed != routed, (hit, got)
+            assert routed == any(k == "progress" and "Janssen" in str(a_[2]) for k, a_ in got), got
+        got = run(eng, Request(kind="inpaint", id="long", src=str(src), start=1.0, end=1.5, hit="remove"))
+        y, _ = read_audio(got[-1][1][1])
+        assert np.abs(y - x[:, 22050:22050 + y.shape[1]]).max() < 1e-3  # 0.5 s: not a short selection
+    finally:
+        eng.stop()

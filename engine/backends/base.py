@@ -43,6 +43,10 @@ class Capabilities:
     native_sr: int | None = None          # None: works at any rate
     max_context_seconds: float | None = None   # audio the engine hands over each side of the span; None: all
     max_output_seconds: float | None = None
+    # "hit remove" on a short selection (under `short_selection_seconds`) is honoured: the hit is
+    # interpolated away. An engine routes such requests for a backend without it to dsp.
+    removes_hits: bool = False
+    short_selection_seconds: float = 0.0
 
 
 @dataclass
