@@ -8,11 +8,11 @@ checkpoint: it is loaded with transformers from its own folder.
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
 
 import torch
 from torch import nn
 
+from ...cache import ByteCache
 from .config import ConditioningConfig
 
 
@@ -60,10 +60,9 @@ class TextEncoder:
     DiT attends over all of them (SAT disables the cross-attention mask).
     """
 
-    def __init__(self, tokenizer, model, max_length: int, cache_size: int = 64):
+    def __init__(self, tokenizer, model, max_length: int, cache_bytes: int = 16 << 20):
         self.tokenizer, self.model, self.max_length = tokenizer, model.eval(), max_length
-        self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
-        self.cache_size = cache_size
+        self._cache = ByteCache(cache_bytes)      # prompt -> (max_length, d): 197 KB each for t5-base
 
     @property
     def dim(self) -> int:
@@ -72,7 +71,8 @@ class TextEncoder:
     @torch.no_grad()
     def embed(self, prompts: list[str]) -> torch.Tensor:
         """(B, max_length, d) float32 on the encoder's device."""
-        missing = [p for p in dict.fromkeys(prompts) if p not in self._cache]
+        got = {p: self._cache.get(p) for p in dict.fromkeys(prompts)}
+        missing = [p for p, e in got.items() if e is None]
         if missing:
             enc = self.tokenizer(missing, truncation=True, max_length=self.max_length,
                                  padding="max_length", return_tensors="pt")
@@ -81,13 +81,9 @@ class TextEncoder:
             h = self.model(input_ids=ids, attention_mask=mask.bool())["last_hidden_state"].float()
             h = h * mask[..., None].float()
             for p, e in zip(missing, h):
-                self._cache[p] = e
-        out = torch.stack([self._cache[p] for p in prompts])
-        for p in prompts:
-            self._cache.move_to_end(p)
-        while len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
-        return out
+                got[p] = e = e.clone()          # its own storage: the cache counts its bytes
+                self._cache.put(p, e)
+        return torch.stack([got[p] for p in prompts])
 
 
 def load_text_encoder(path: str, max_length: int, device: str = "cpu", dtype=torch.float32) -> TextEncoder:
