@@ -335,7 +335,7 @@ class Sa3SmallBackend(Backend):
         prepared = self.model.dit.prepare(crossb, local, self.cfg_scale)
         sigmas = self.model.schedule(self.steps, seconds_total, frames=n).float()
         ones = x.new_ones([b])
-        ctx.step(0, self.steps, lo=lo, hi=hi - 0.08 * (hi - lo))     # the stage timings start the steps here
+        ctx.progress(lo, "generate")      # the stage timings count the steps from here
         for i in range(self.steps):
             t, t_next = sigmas[i], sigmas[i + 1]
             v = self._dit_fn(x, t * ones, None, globb, None, keep_b, cfg_scale=self.cfg_scale, prepared=prepared)
