@@ -64,7 +64,7 @@ def test_multi_region_inpaint_keeps_everything_else_bit_identical(backend):
                 source_key="mr", regions=regions)
     out = backend.inpaint(task, JobContext(report=lambda f, s: steps.append(s)))
     assert [o.shape for o in out] == [(2, 4 * SR)] * 2 and all(o.dtype == np.float32 for o in out)
-    assert [s for s in steps if s.startswith("generate")] == [f"generate {k}/8" for k in range(1, 9)]
+    assert [s for s in steps if s.startswith("generate ")] == [f"generate {k}/8" for k in range(1, 9)]
     inside = np.zeros(4 * SR, bool)
     for a, n in regions:
         inside[a - task.start_sample: a - task.start_sample + n] = True
