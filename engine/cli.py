@@ -167,6 +167,7 @@ def _load_backends(names: list[str], args) -> tuple[dict, dict]:
     """Create and load each backend. With one backend asked for, its failure stops the engine (exit 1);
     with several, a failure is logged and reported in status, and the others serve."""
     from .backends import BackendConfig, create
+    from .backends.base import Options
 
     log = logging.getLogger("segue")
     models = _per_backend(args.model if isinstance(args.model, list) else [args.model] if args.model else [], names)
@@ -181,12 +182,20 @@ def _load_backends(names: list[str], args) -> tuple[dict, dict]:
         raise SegueError("unknown_backend", f"no backend named {', '.join(map(repr, unknown))}; "
                          f"known: {', '.join(sorted(REGISTRY))}")
     backends, failed = {}, {}
+    configs = {name: BackendConfig(model=models.get(name), text_encoder=encoders.get(name), device=args.device,
+                                   precision=args.precision, extra=Options(options.get(name, {})))
+               for name in names}
+    made = {}
+    for name in names:        # constructors read their options: a key none read is refused before any load
+        try:
+            made[name] = create(name, configs[name])
+        except Exception:
+            made[name] = None      # the load loop below reports it
+    _check_options(args.option or [], {n: configs[n].extra for n in names if made[n] is not None}, names)
     for name in names:
-        config = BackendConfig(model=models.get(name), text_encoder=encoders.get(name), device=args.device,
-                               precision=args.precision, extra=options.get(name, {}))
         try:
             log.info("loading backend %s", name)
-            backend = create(name, config)
+            backend = made[name] or create(name, configs[name])
             backend.load()
         except Exception as e:
             hint = missing_extra_message(e) if isinstance(e, ModuleNotFoundError) else None
@@ -203,6 +212,29 @@ def _load_backends(names: list[str], args) -> tuple[dict, dict]:
             continue
         backends[name] = backend
     return backends, failed
+
+
+def _check_options(pairs: list[str], read: dict, names: list[str]) -> None:
+    """Refuse `--option` keys no backend reads: `NAME.KEY` when backend NAME did not read KEY (or the
+    engine runs no NAME), a plain KEY when none of the backends did. `read` maps each created backend
+    to its Options; `names` are all the backends asked for."""
+    for pair in pairs:
+        key = pair.partition("=")[0]
+        target, dot, short = key.partition(".")
+        if dot and target not in read:
+            if target not in names:
+                raise SegueError("bad_option", f"--option {key}: this engine runs no backend {target} "
+                                 f"({', '.join(names)})")
+            continue                # it failed to construct: the load reports that
+        if dot:
+            if short not in read[target].read:
+                known = ", ".join(sorted(read[target].read)) or "none"
+                raise SegueError("bad_option", f"--option {key}: backend {target} has no option {short!r} "
+                                 f"(its options: {known})")
+        elif not any(key in o.read for o in read.values()):
+            known = "; ".join(f"{n}: {', '.join(sorted(o.read)) or 'none'}" for n, o in read.items())
+            raise SegueError("bad_option", f"--option {key}: no backend of this engine has that option "
+                             f"({known}); NAME.KEY sets one backend's option")
 
 
 def _backend_options(pairs: list[str], names: list[str] | None = None) -> dict:

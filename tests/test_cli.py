@@ -540,3 +540,17 @@ def test_generate_refusal_names_the_backend_that_failed_to_load(tmp_path):
         stop_engine(eng)
     assert out.final.address == "/segue/error" and out.final.args[1] == "unsupported"
     assert "sao-small failed to load" in out.final.args[2], out.final.args
+
+
+def test_serve_refuses_an_option_no_backend_reads(tmp_path):
+    """`--option windw=official` (a typo) was ignored silently: now serve stops at start, naming the keys."""
+    import subprocess
+    import sys
+
+    for opt, words in (("windw=official", "no backend of this engine has that option"),
+                       ("dsp.steps=3", "backend dsp has no option 'steps'"),
+                       ("sa3-small.window=official", "this engine runs no backend sa3-small")):
+        p = subprocess.run([sys.executable, "-m", "segue.engine.cli", "serve", "--port", "0", "--option", opt],
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode != 0 and "bad_option" in p.stderr and words in p.stderr, (opt, p.stderr)
+        assert "Traceback" not in p.stderr

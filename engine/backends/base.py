@@ -49,6 +49,32 @@ class Capabilities:
     short_selection_seconds: float = 0.0
 
 
+class Options(dict):
+    """A backend's `--option KEY=VALUE` settings that remember which keys the backend read.
+
+    Backends read their options in their constructor (`x.get("steps", 8)`); `unread()` then names
+    the keys none read, so `segue serve` refuses a typo at start instead of ignoring it."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.read: set = set()
+
+    def get(self, key, default=None):
+        self.read.add(key)
+        return super().get(key, default)
+
+    def __getitem__(self, key):
+        self.read.add(key)
+        return super().__getitem__(key)
+
+    def __contains__(self, key):
+        self.read.add(key)
+        return super().__contains__(key)
+
+    def unread(self) -> list:
+        return sorted(k for k in self.keys() if k not in self.read)
+
+
 @dataclass
 class BackendConfig:
     model: str | None = None               # folder or Hugging Face repo id
