@@ -2,9 +2,11 @@
 
     prefetch = IdlePrefetcher(cache, chunk=16, delay=1.0, name="sa3-prefetch")
     prefetch.start()
-    prefetch.begin()                       # a request starts: a running prefetch stops at its next chunk
-    ...                                    # the request holds cache.lock while it encodes and samples
-    prefetch.end(src, at_frame, edited)    # the request ended: prefetch `src` from `at_frame` after `delay`
+    with prefetch.request(task, frames_of) as src:   # a running prefetch stops at its next chunk; the
+        ...                                          # request holds cache.lock while it encodes and samples
+    # on exit: an inpaint's file is prefetched from its region on, once idle for `delay`
+
+    (`request` is `begin()` ... `end(src, at_frame, edited)` around the cached source.)
 
 Why a delay: a re-roll is usually sent right after a reply; an encode chunk started in between
 would make it wait. Why the edited frames: `LatentCache.prefetch` fills the gaps between edits
@@ -13,7 +15,9 @@ first and the edited regions' own frames last (the next edit is rarely the same 
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from typing import Callable, Iterator
 
 from .latent_cache import LatentCache, SourceLatents
 
@@ -55,6 +59,25 @@ class IdlePrefetcher:
                 for fa, fb in edited:
                     self.cache.mark_edited(src, fa, fb)
             self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def request(self, task, frames_of: Callable[[object, int, int], tuple[int, int]]) -> Iterator[SourceLatents | None]:
+        """Serve one request: yields the cached source of `task` (None for generate) with the cache
+        locked; afterwards an inpaint's file is queued for prefetch from its first region, its
+        regenerated regions (latent frames from frames_of(task, start_sample, frames)) marked edited."""
+        self.begin()
+        src = None
+        try:
+            with self.cache.lock:       # a running prefetch chunk finishes first; then the request has the CPU
+                if task.kind != "generate":
+                    src = self.cache.source(task.source_key, task.audio, task.sr)
+                yield src
+        finally:
+            if src is not None and task.source_key and task.kind == "inpaint":
+                at = int(task.start_sample * self.cache.model_sr / task.sr) // self.cache.hop
+                self.end(src, at, [frames_of(task, a, n) for a, n in task.regen_regions()])
+            else:
+                self.end()
 
     def _loop(self) -> None:
         while True:

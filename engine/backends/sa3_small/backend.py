@@ -203,20 +203,9 @@ class Sa3SmallBackend(Backend):
         window = str(task.options.get("window", self.window)) if task.options else self.window
         if window not in WINDOWS:
             raise SegueError("bad_option", f"window={window}: use {' or '.join(WINDOWS)}")
-        self.prefetcher.begin()         # a running prefetch stops at its next chunk
-        src = None
-        try:
-            with self.cache.lock:      # a running prefetch chunk finishes first
-                ctx.progress(0.02, "prepare")
-                if task.kind != "generate":
-                    src = self.cache.source(task.source_key, task.audio, task.sr)
-                return self._run(task, src, window, ctx)
-        finally:
-            if src is not None and task.source_key and task.kind == "inpaint":
-                at = int(task.start_sample * self.sr / task.sr) // self.hop
-                self.prefetcher.end(src, at, [self._frames_of(task, a, n) for a, n in task.regen_regions()])
-            else:
-                self.prefetcher.end()
+        ctx.progress(0.02, "prepare")
+        with self.prefetcher.request(task, self._frames_of) as src:
+            return self._run(task, src, window, ctx)
 
     def prompt_for(self, task: Task) -> str:
         return with_tempo(task.prompt, task.grid)

@@ -187,19 +187,9 @@ class SaoSmallBackend(Backend):
 
     def _request(self, task: Task, ctx: JobContext) -> list[np.ndarray]:
         self._need_loaded()
-        self.prefetcher.begin()         # a running prefetch stops at its next chunk
-        src = None
-        try:
-            with self.cache.lock:       # a running prefetch chunk finishes first; then the request has the CPU
-                ctx.progress(0.02, "prepare")
-                src = self.cache.source(task.source_key, task.audio, task.sr) if task.kind != "generate" else None
-                return self._edit(task, src, ctx)
-        finally:
-            if src is not None and task.source_key and task.kind == "inpaint":
-                at = int(task.start_sample * self.sr / task.sr) // self.ratio
-                self.prefetcher.end(src, at, [self._frames_of(task, a, n) for a, n in task.regen_regions()])
-            else:
-                self.prefetcher.end()
+        ctx.progress(0.02, "prepare")
+        with self.prefetcher.request(task, self._frames_of) as src:
+            return self._edit(task, src, ctx)
 
     # ------------------------------------------------------------ the edit
     def prompt_for(self, task: Task) -> str:
