@@ -344,26 +344,35 @@ def _read_range(path: str, i0: int, i1: int, frames: int, check: Check, seek: bo
             if seek:
                 f.seek(i0)
                 at = i0
-            pos = 0
-            while pos < out.shape[1]:
-                check()
-                blk = f.read(min(BLOCK_FRAMES, i1 - at), dtype="float32", always_2d=True)
-                if len(blk) == 0:
-                    return None
-                skip = max(i0 - at, 0)
-                at += len(blk)
-                if skip >= len(blk):
-                    continue
-                blk = blk[skip:]
-                if not np.isfinite(blk).all():
-                    blk = np.nan_to_num(blk, nan=0.0, posinf=1.0, neginf=-1.0)
-                out[:, pos:pos + len(blk)] = blk.T
-                pos += len(blk)
+            if _fill_blocks(f, out, at, i0, check) < out.shape[1]:
+                return None
     except SegueError:
         raise
     except Exception as e:
         raise SegueError("source_unreadable", f"{path} is not readable audio ({e})") from e
     return out
+
+
+def _fill_blocks(f, out: np.ndarray, at: int, i0: int, check: Check) -> int:
+    """Read frames [i0, i0 + n) of the open soundfile `f`, whose next frame is `at` (<= i0), into
+    `out` (channels, n) float32, block by block (frames before i0 are read and dropped: formats that
+    cannot seek exactly); NaN -> 0, inf -> +-1. Returns the frames filled (fewer: the file ended)."""
+    i1, pos = i0 + out.shape[1], 0
+    while pos < out.shape[1]:
+        check()
+        blk = f.read(min(BLOCK_FRAMES, i1 - at), dtype="float32", always_2d=True)
+        if len(blk) == 0:
+            break
+        skip = max(i0 - at, 0)
+        at += len(blk)
+        if skip >= len(blk):
+            continue
+        blk = blk[skip:]
+        if not np.isfinite(blk).all():
+            blk = np.nan_to_num(blk, nan=0.0, posinf=1.0, neginf=-1.0)
+        out[:, pos:pos + len(blk)] = blk.T
+        pos += len(blk)
+    return pos
 
 
 def check_source_path(path: str) -> None:
@@ -428,17 +437,8 @@ def decode(path: str, check: Check | None = None) -> tuple[np.ndarray, int]:
         limit = max(_file_bytes(path) * MAX_FRAMES_PER_BYTE // max(C, 1), BLOCK_FRAMES)
         frames = int(f.frames) if 0 < f.frames <= limit else limit
         out = np.empty((C, frames), dtype=np.float32)
-        pos = 0
         try:
-            while pos < frames:
-                check()
-                blk = f.read(min(BLOCK_FRAMES, frames - pos), dtype="float32", always_2d=True)
-                if len(blk) == 0:
-                    break
-                if not np.isfinite(blk).all():
-                    np.nan_to_num(blk, copy=False, nan=0.0, posinf=1.0, neginf=-1.0)
-                out[:, pos:pos + len(blk)] = blk.T
-                pos += len(blk)
+            pos = _fill_blocks(f, out, 0, 0, check)
         except SegueError:
             raise
         except Exception as e:
