@@ -83,9 +83,15 @@ def build() -> str:
 
 
 def main(argv: list[str]) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="make_index.py", description="Write reaper_scripts/index.xml, the ReaPack "
+                                 "index of the Segue actions, from the scripts' headers.")
+    ap.add_argument("--check", action="store_true", help="write nothing; exit 1 when index.xml is stale")
+    args = ap.parse_args(argv)
     target = HERE / "index.xml"
     text = build()
-    if "--check" in argv:
+    if args.check:
         if not target.exists() or target.read_text(encoding="utf-8") != text:
             print("reaper_scripts/index.xml is stale: run python reaper_scripts/make_index.py", file=sys.stderr)
             return 1

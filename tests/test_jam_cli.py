@@ -45,3 +45,25 @@ def test_bad_trigger_file_names_the_entry(tmp_path):
     run = jam("--bpm", "120", "--triggers", str(bad))
     assert run.returncode == 1 and "entry 1: note must be an integer 0-127" in run.stderr, run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_no_default_audio_device_is_named_not_device_minus_one(monkeypatch):
+    """A machine without a sound card: PortAudio's default device is -1 and querying it said only
+    "Error querying device -1"; the jam now says what is missing and how to choose a device."""
+    sd = pytest.importorskip("sounddevice")
+    from segue.bridge.jam.audio import JamAudio
+    from segue.bridge.jam.clock import FrameStamper
+    from segue.bridge.jam.ringbuffer import RingBuffer
+    from segue.bridge.jam.scheduler import Mixer
+
+    real = sd.query_devices
+
+    def query(device=None, kind=None):
+        if device is None and kind is not None:
+            raise sd.PortAudioError("Error querying device -1")
+        return real(device) if device is not None else real()
+
+    monkeypatch.setattr(sd, "query_devices", query)
+    with pytest.raises(RuntimeError) as e:
+        JamAudio(RingBuffer(48000, 2), Mixer(2), FrameStamper(), [0, 1], [0, 1])
+    assert "no default audio output device" in str(e.value) and "--device-out" in str(e.value)

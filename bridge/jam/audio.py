@@ -63,6 +63,11 @@ class JamAudio:
         try:
             din, dout = self._pick(api, _device(device_in), "input"), self._pick(api, _device(device_out), "output")
             n_in, n_out = max(in_channels) + 1, max(out_channels) + 1
+            if dout is None and _no_default(sd, "output"):
+                raise ValueError("this machine has no default audio output device (PortAudio lists none: "
+                                 "no sound card, or JACK not running)")
+            if din is None and _no_default(sd, "input"):
+                raise ValueError("this machine has no default audio input device")
             if samplerate is None:
                 info = sd.query_devices(dout) if dout is not None else sd.query_devices(kind="output")
                 samplerate = int(info["default_samplerate"])
@@ -129,3 +134,13 @@ class JamAudio:
         self.frame = f0 + frames
         self.block = frames
         self.t_last = t
+
+
+def _no_default(sd, kind: str) -> bool:
+    """True when PortAudio has no default device of `kind` ("input" / "output"): querying it would
+    fail with the cryptic "Error querying device -1"."""
+    try:
+        sd.query_devices(kind=kind)
+        return False
+    except sd.PortAudioError:
+        return True
