@@ -451,10 +451,13 @@ function M.run_batch(batch)
     if finished then return end
     finished = true
     M.ui_close()
+    -- The Cancel action may have run since the last frame: its flag counts too, or a request the
+    -- user cancelled, whose reply came back before the next frame, is reported as the engine's doing.
+    local asked = cancelling or reaper.GetExtState(M.SECTION, "cancel") == "1"
     for _, job in ipairs(jobs) do
       set_running(job.id, false)
       os.remove(job.status_path)
-      job.user_cancelled = cancelling   -- a `cancelled` the user did not ask for is shown (engine shutdown)
+      job.user_cancelled = asked   -- a `cancelled` the user did not ask for is shown (engine shutdown)
     end
     drop_ping()
     reaper.SetExtState(M.SECTION, "cancel", "", false)

@@ -61,10 +61,18 @@ def write_wav(path: Path, audio: np.ndarray, sr: int) -> Path:
 
 
 def read_audio(path) -> tuple[np.ndarray, int]:
-    from pedalboard.io import AudioFile
+    """(channels, frames) float32 and the rate, read as the engine reads (libsndfile: 16-bit PCM
+    scaled by 1/32768); pedalboard for what libsndfile cannot open."""
+    try:
+        import soundfile as sf
 
-    with AudioFile(str(path)) as f:
-        return f.read(f.frames), int(f.samplerate)
+        y, sr = sf.read(str(path), dtype="float32", always_2d=True)
+        return np.ascontiguousarray(y.T), int(sr)
+    except Exception:
+        from pedalboard.io import AudioFile
+
+        with AudioFile(str(path)) as f:
+            return f.read(f.frames), int(f.samplerate)
 
 
 def groove(seconds: float, sr: int, bpm: float = 120.0, channels: int = 2, num: int = 4, den: int = 4,
