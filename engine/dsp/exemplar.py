@@ -44,6 +44,10 @@ MAX_CANDIDATES = 768
 CONTEXT_WEIGHTS = (1.0, 0.75, 0.5, 0.5)   # units 1..4 away from each region edge
 FINE_COST = 1.0          # full-resolution spectrum of the unit next to each edge (tells song sections apart)
 FINE_FFT = 1024
+# Parts change at bar lines (a loop, a pattern, a layer switched on or off): the known units of the
+# slot's own bar predict what the region holds better than units across a bar line, so context
+# units in the same bar as the edge slot (and the full-resolution edge inside it) count this much more.
+SAME_BAR_WEIGHT = 2.0
 GAIN_RANGE = (0.5, 2.0)
 
 
@@ -158,15 +162,26 @@ def _costs(req: FillRequest, feats, ks, known, slots, cand, a, b) -> _Costs:
     # Left context: the two units before the region against the two before each donor.
     # Edges: the units before the region against those before each donor (and after, for inpaint),
     # at unit resolution over CONTEXT_UNITS units, and at full spectral resolution over the last one.
+    def bar_weight(k: int, other: float) -> float:
+        """SAME_BAR_WEIGHT when unit k lies in the bar of `other` (a unit index, or a fractional one
+        for an edge), else 1; 1 when bar positions are unknown."""
+        if not (req.bar_aware and ug.per_bar > 1):
+            return 1.0
+        return SAME_BAR_WEIGHT if k // ug.per_bar == int(np.floor(other)) // ug.per_bar else 1.0
+
+    first, last = int(slots[0]), int(slots[-1])
     for i, w in enumerate(CONTEXT_WEIGHTS, start=1):
-        unary[0] += w * dist_rows(int(slots[0]) - i, -i)
+        unary[0] += w * bar_weight(first - i, first) * dist_rows(first - i, -i)
     unary[0] += _partial(req, F, idx, slots[0], cand, a, b)
-    unary[0] += FINE_COST * scale * _fine_edge(req, slots[0], cand, a, before=True)
+    # the fine window ends at `a`: inside the first slot's bar unless `a` is on that bar's line
+    in_bar_l = bar_weight(ug.index_at(a - 1), first)
+    unary[0] += in_bar_l * FINE_COST * scale * _fine_edge(req, slots[0], cand, a, before=True)
     if not req.continuation and b < req.audio.shape[1]:
         for i, w in enumerate(CONTEXT_WEIGHTS, start=1):
-            unary[-1] += w * dist_rows(int(slots[-1]) + i, i)
+            unary[-1] += w * bar_weight(last + i, last) * dist_rows(last + i, i)
         unary[-1] += _partial(req, F, idx, slots[-1], cand, a, b)
-        unary[-1] += FINE_COST * scale * _fine_edge(req, slots[-1], cand, b, before=False)
+        in_bar_r = bar_weight(ug.index_at(b), last)
+        unary[-1] += in_bar_r * FINE_COST * scale * _fine_edge(req, slots[-1], cand, b, before=False)
     if req.bar_aware and ug.per_bar > 1:
         mismatch = (cand[None, :] - slots[:, None]) % ug.per_bar != 0
         unary += POSITION_COST * scale * mismatch
