@@ -583,7 +583,7 @@ def main(argv=None) -> int:
     ap.add_argument("--takes", type=int, default=4, help="variations asked per dsp span (distinct takes counted)")
     ap.add_argument("--json", type=Path, default=ROOT / "out" / "quality_dsp.json")
     ap.add_argument("--gain-rules", default="", help="comma list of engine.dsp.exemplar level rules "
-                    "(surround,near,sides,none): dsp only, loudness and LSD per rule on the same spans")
+                    "(surround,near,sides,none,material): dsp only, loudness and LSD per rule on the same spans")
     ap.add_argument("--explain", type=int, default=0, metavar="N",
                     help="for the N dsp spans furthest from the truth's level: donors chosen, and which "
                     "whole-bar copies in the file had the truth's level")

@@ -332,8 +332,30 @@ def _rms(x: np.ndarray) -> float:
 # How a copied run's level is set (bench/quality_dsp.py --gain-rules compares them on the corpus):
 # "surround": the region's surroundings (1 s each side) over the donor's (the run keeps its level
 #   relative to its own surroundings); "near": the same on 0.25 s; "sides": each side's ratio on its
-#   own, geometric mean; "none": the donor's own level.
+#   own, geometric mean; "none": the donor's own level; "material": like "surround", but a side counts
+#   only when the region's and the donor's windows hold the same kind of sound (spectral shape within
+#   MATERIAL_DB), so a level ratio between different parts is not taken for a gain (docs/benchmarks.md,
+#   "Loudness worst case": better median and spans over 3 dB, worse on a fill inside a final decay).
 GAIN_RULE = "surround"
+MATERIAL_DB = 5.0        # RMS over bands of the dB difference with its mean removed
+MATERIAL_BANDS = 12
+
+
+MATERIAL_FFT = 2048
+
+
+def _band_db(seg: np.ndarray, sr: int) -> np.ndarray:
+    """(MATERIAL_BANDS,) mean power in dB of seg (channels, n >= 2 * MATERIAL_FFT) in log-spaced bands
+    from 60 Hz to 12 kHz (or Nyquist): Hann frames of MATERIAL_FFT samples, hop half of that."""
+    m = seg.mean(axis=0)
+    hop = MATERIAL_FFT // 2
+    k = (len(m) - MATERIAL_FFT) // hop + 1
+    idx = np.arange(MATERIAL_FFT)[None, :] + hop * np.arange(k)[:, None]
+    p = (np.abs(np.fft.rfft(m[idx] * np.hanning(MATERIAL_FFT), axis=1)) ** 2).mean(axis=0)
+    freqs = np.fft.rfftfreq(MATERIAL_FFT, 1.0 / sr)
+    edges = np.geomspace(60.0, min(12000.0, sr / 2), MATERIAL_BANDS + 1)
+    return np.array([10 * np.log10(p[(freqs >= lo) & (freqs < hi)].sum() + 1e-12)
+                     for lo, hi in zip(edges[:-1], edges[1:])])
 
 
 def _run_gain(x, a: int, b: int, d: int, sr: int, continuation: bool) -> float:
@@ -343,6 +365,22 @@ def _run_gain(x, a: int, b: int, d: int, sr: int, continuation: bool) -> float:
     if rule == "none":
         return 1.0
     w = sr // 4 if rule == "near" else sr  # one second each side
+    if rule == "material":
+        here, there = [], []
+        for lo, hi in [(max(a - w, 0), a)] + ([] if continuation else [(b, min(b + w, n))]):
+            lo2, hi2 = max(lo - d, 0), min(hi - d, n)
+            if continuation:
+                hi2 = min(hi2, a)
+            if (not continuation and lo2 < b and hi2 > a) or min(hi - lo, hi2 - lo2) < 2 * MATERIAL_FFT:
+                continue
+            diff = _band_db(x[:, lo:hi], sr) - _band_db(x[:, lo2:hi2], sr)
+            if np.sqrt(np.mean((diff - diff.mean()) ** 2)) <= MATERIAL_DB:
+                here.append(x[:, lo:hi])
+                there.append(x[:, lo2:hi2])
+        if not here:
+            return 1.0
+        num, den = _rms(np.concatenate(here, axis=1)), _rms(np.concatenate(there, axis=1))
+        return float(np.clip(num / den, *GAIN_RANGE)) if num >= 1e-5 and den >= 1e-5 else 1.0
     if rule == "sides":
         ratios = []
         for lo, hi in [(max(a - w, 0), a)] + ([] if continuation else [(b, min(b + w, n))]):
