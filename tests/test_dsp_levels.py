@@ -49,3 +49,44 @@ def test_other_material_around_the_donor_keeps_its_level(monkeypatch):
     assert abs(20 * np.log10(exemplar._run_gain(x, a, b, d, SR, False))) > 3.0   # surround takes it as a gain
     monkeypatch.setattr(exemplar, "GAIN_RULE", "material")
     assert exemplar._run_gain(x, a, b, d, SR, False) == 1.0
+
+
+# ---------------------------------------------------------------- a region inside a decay
+
+def song_with_an_ending(sr: int = SR):
+    """12 s of groove at 120 BPM, then a last hit at 12 s ringing out at -30 dB/s over a -90 dB floor."""
+    from conftest import groove
+    rng = np.random.default_rng(5)
+    x = np.zeros((2, 16 * sr), np.float32)
+    x[:, :12 * sr] = groove(12.0, sr, seed=2)
+    t = np.arange(4 * sr) / sr
+    ring = 0.4 * np.exp(-t * 3.45) * (np.sin(2 * np.pi * 196.0 * t) + 0.5 * rng.standard_normal(len(t)))
+    x[:, 12 * sr:] += ring.astype(np.float32) + np.float32(3e-5) * rng.standard_normal((2, len(t))).astype(np.float32)
+    return x
+
+
+def test_a_fill_inside_the_last_hit_rings_out_at_its_level():
+    from segue.engine.backends.base import JobContext, Task
+    from segue.engine.backends.dsp import DspBackend
+    from segue.engine.timeline import Grid
+    x = song_with_an_ending()
+    a, L = int(12.5 * SR), SR // 2
+    src = x.copy()
+    src[:, a:a + L] = 0.0
+    backend = DspBackend()
+    backend.load()
+    task = Task(kind="inpaint", sr=SR, channels=2, start_sample=a, frames=L, audio=src, grid=Grid(120.0, 4, 4, 0.0),
+                seed=0, variations=1)
+    y = backend.inpaint(task, JobContext())[0]
+    level = lambda v: 10 * np.log10(np.mean(np.square(v, dtype=np.float64)))
+    # donors are groove (15-25 dB louder) or the ring further down (15-25 dB quieter): the decay line
+    # through the region puts the fill within 3 dB
+    assert abs(level(y) - level(x[:, a:a + L])) < 3.0
+
+
+def test_the_decay_rule_leaves_music_alone():
+    x = song_with_an_ending()
+    loud = np.ones((2, SR // 2), np.float32)             # any take: only a decay changes its level
+    for a in (int(4.25 * SR), int(11.5 * SR)):           # mid-groove; ending on the last hit's onset
+        assert exemplar._decay_gain(x, a, a + SR // 2, SR, loud) == 1.0
+    assert exemplar._decay_gain(x, int(12.5 * SR), 13 * SR, SR, loud) < 0.2

@@ -300,8 +300,58 @@ def _render(req: FillRequest, slots, donors, a: int, b: int, fade: int) -> np.nd
         if r1 < len(slots):
             _ramp(seg, t0, hi - half, 2 * half, rising=False)
         y[:, t0 - a:t1 - a] += seg
+    if not req.continuation:
+        y *= np.float32(_decay_gain(x, a, b, req.sr, y))
     m = min(int(EDGE_FADE_SECONDS * req.sr), L // 2)
     return join_source(y, req.audio, a, m if m >= 2 else 0, right=not req.continuation)
+
+
+# A region inside a dying sound (a song's last hit ringing out, a break): its level is the decay's,
+# and no donor has it (the music elsewhere is louder; on the bench corpus such a fill came out 11.5 dB
+# too loud). Recognised from the source alone: the DECAY_FIT_SECONDS before the region are one clean
+# decay (10 ms levels on a falling line in dB), that line carried across the region lands within
+# DECAY_MATCH_DB of where the audio after the region starts, and the second after keeps falling. The
+# take is then set to the mean power of the line between the two edge levels (turned down when its
+# donors are louder music, up when they came from further down the same decay; at most DECAY_MAX_DB).
+DECAY_FIT_SECONDS = 0.5
+DECAY_EDGE_SECONDS = 0.05    # edge levels: the last / first 50 ms of source at each side of the region
+DECAY_MIN_SLOPE = -3.0       # dB/s: flatter is not a decay
+DECAY_FIT_DB = 3.0           # RMS distance of the 10 ms levels from their line
+DECAY_DROP_DB = 6.0          # the source after the region starts at least this far below the source before
+DECAY_MATCH_DB = 6.0
+DECAY_MAX_DB = 24.0
+
+
+def _decay_gain(x: np.ndarray, a: int, b: int, sr: int, y: np.ndarray) -> float:
+    """Gain for a take y (channels, b - a) of region [a, b) of x (channels, n) lying inside a decay;
+    1.0 when the source around the region is not one decay running through it."""
+    n = x.shape[1]
+    fit, edge, frame, quarter = int(DECAY_FIT_SECONDS * sr), int(DECAY_EDGE_SECONDS * sr), sr // 100, sr // 4
+    if a - fit < 0 or b + 4 * quarter > n or frame < 1:
+        return 1.0
+
+    def db(seg: np.ndarray) -> float:
+        return 10.0 * np.log10(np.mean(np.square(seg, dtype=np.float64)) + 1e-20)
+    left, right = db(x[:, a - edge:a]), db(x[:, b:b + edge])
+    if right > left - DECAY_DROP_DB:
+        return 1.0
+    after = [db(x[:, b + i * quarter:b + (i + 1) * quarter]) for i in range(4)]
+    if after[0] > right + 1.0 or any(q1 > q0 + 1.0 for q0, q1 in zip(after[:-1], after[1:])):
+        return 1.0                                  # something starts after the region: not a decay
+    k = fit // frame
+    frames = x[:, a - k * frame:a].reshape(x.shape[0], k, frame)
+    levels = 10.0 * np.log10(np.mean(np.square(frames, dtype=np.float64), axis=(0, 2)) + 1e-20)
+    t = (np.arange(k) + 0.5) * frame / sr
+    slope, icpt = np.polyfit(t, levels, 1)
+    if slope > DECAY_MIN_SLOPE or np.sqrt(np.mean((levels - slope * t - icpt) ** 2)) > DECAY_FIT_DB:
+        return 1.0
+    if abs(left + slope * (b - a) / sr - right) > DECAY_MATCH_DB:
+        return 1.0
+    line = left + (right - left) * np.linspace(0.0, 1.0, 64)
+    target, have = np.mean(10.0 ** (line / 10.0)), np.mean(np.square(y, dtype=np.float64))
+    if have <= 0:
+        return 1.0
+    return float(np.clip(np.sqrt(target / have), 10 ** (-DECAY_MAX_DB / 20), 10 ** (DECAY_MAX_DB / 20)))
 
 
 def _slice(x: np.ndarray, lo: int, hi: int) -> np.ndarray:
