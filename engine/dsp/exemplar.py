@@ -16,7 +16,7 @@ Viterbi search over a similarity graph between units:
 
 Rendering copies each run of consecutive donors in one piece, joins runs with
 short equal-power crossfades, matches each run's loudness to the region's
-surroundings, and joins the source at the region edges through a crossfade
+surroundings (or, inside a decay, to the decay's level), and joins the source at the region edges through a crossfade
 from an AR extrapolation of the source, so the first and last samples continue
 the audio around the region without a click. Seeded noise on the costs makes
 different seeds pick among the best candidates.
@@ -385,12 +385,10 @@ def _rms(x: np.ndarray) -> float:
 #   own, geometric mean; "none": the donor's own level; "material": like "surround", but a side counts
 #   only when the region's and the donor's windows hold the same kind of sound (spectral shape within
 #   MATERIAL_DB), so a level ratio between different parts is not taken for a gain (docs/benchmarks.md,
-#   "Loudness worst case": better median and spans over 3 dB, worse on a fill inside a final decay).
+#   "Loudness worst case": a better median and fewer spans over 3 dB, but some spans far worse).
 GAIN_RULE = "surround"
 MATERIAL_DB = 5.0        # RMS over bands of the dB difference with its mean removed
 MATERIAL_BANDS = 12
-
-
 MATERIAL_FFT = 2048
 
 
