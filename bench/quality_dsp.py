@@ -4,7 +4,8 @@
     .venv/bin/python bench/quality_dsp.py       # ~4 min on 2 cores; markdown to stdout,
                                                 # JSON to bench/out/quality_dsp.json
 Options: --positions N (per item and span type, default 10), --jobs N (default 2),
---items SUBSTR (only items whose name contains it), --no-dsp (baselines only).
+--items SUBSTR (only items whose name contains it), --no-dsp (baselines only),
+--explain N (the N worst loudness spans: donors chosen, and whole-bar copies with the truth's level).
 
 For every corpus item, spans of 1 beat (a quarter note, 60/bpm s), 1 bar and 2
 bars are masked at N positions (half starting on the grid: beat spans on a beat,
@@ -467,6 +468,81 @@ def level_report(rows, takes: int) -> list[str]:
     return out
 
 
+def explain(rows, corpus: Path, count: int) -> list[str]:
+    """Why the worst loudness spans miss: for the `count` dsp spans furthest from the truth's level,
+    re-run the fill recording its donors (engine.dsp.exemplar._render wrapped, bench-only), and ask
+    what the file offered at the same place in the bar: every copy of the span taken whole bars away
+    (not overlapping it), its own level against the truth's, and how well its 1 s surroundings match
+    the region's on each side. Levels are mean-square dB over the span; "surr" = the 1 s on both sides
+    of the region; L/R = each side alone."""
+    from segue.engine.dsp import exemplar
+    from segue.engine.dsp.units import unit_grid
+    man = {it["name"]: it for it in json.loads((corpus / "manifest.json").read_text())}
+    worst = sorted((r for r in rows if r["method"] == "dsp" and r.get("loud") is not None),
+                   key=lambda r: -abs(r["loud"]))[:count]
+    out = ["| span | result - truth | truth - surr (L, R) | donor runs: bars away, own level - truth, gain, "
+           "its surr - region's (L, R) | bar-sync copies within 4 dB of the truth | best side-matched copy: "
+           "bars away, worst side, own level - truth |", "|---|---|---|---|---|---|"]
+    seen = []
+    real = exemplar._render
+
+    def spy(req, slots, donors, a, b, fade):
+        seen.append(req.units.start(slots) - req.units.start(donors))
+        return real(req, slots, donors, a, b, fade)
+    exemplar._render = spy
+    dsp = DspFill()
+    try:
+        for r in worst:
+            it = man[r["item"]]
+            sr, x = wavfile.read(it["path"])
+            x = (x.T if x.ndim > 1 else x[None]).astype(np.float32)
+            g = it["grid"]
+            grid = Grid(g["bpm"], g["num"], g["den"], g["downbeat"])
+            ug = unit_grid(grid, sr)
+            bar = ug.length * ug.per_bar
+            n, w = x.shape[1], sr
+            a = int(round(r["start"] * sr))
+            L = int(round({"beat": 60.0 / grid.bpm, "bar": grid.bar_seconds, "2bars": 2 * grid.bar_seconds}[r["span"]] * sr))
+            b = a + L
+            xm = x.copy()
+            xm[:, a:b] = 0.0
+            seen.clear()
+            y = dsp(xm, a, L, sr, grid)
+            T = level_db(x[:, a:b])
+            sl, sr_ = level_db(x[:, max(a - w, 0):a]), level_db(x[:, b:b + w])
+            both = level_db(np.concatenate([x[:, max(a - w, 0):a], x[:, b:b + w]], axis=1))
+
+            def sides(d):
+                """Donor/copy at offset d (region - donor): its surroundings' levels minus the region's."""
+                lo, hi = a - d, b - d
+                left = level_db(xm[:, lo - w:lo]) - sl if lo - w >= 0 and (lo <= a or lo - w >= b) else np.nan
+                right = level_db(xm[:, hi:hi + w]) - sr_ if hi + w <= n and (hi >= b or hi + w <= a) else np.nan
+                return left, right
+            runs = []
+            for d in dict.fromkeys(seen[0].tolist()):
+                lo, hi = max(a - d, 0), min(b - d, n)
+                dl, dr = sides(d)
+                gain = 20 * np.log10(exemplar._run_gain(xm, a, b, d, sr, False))
+                runs.append(f"{d / bar:+.2f}: {level_db(x[:, lo:hi]) - T:+.1f}, {gain:+.1f}, ({dl:+.1f}, {dr:+.1f})")
+            copies = []
+            for k in range(-int(n / bar) - 1, int(n / bar) + 2):
+                d = int(round(k * bar))
+                if k == 0 or a - d < 0 or b - d > n or (a - d < b and b - d > a):
+                    continue
+                dl, dr = sides(d)
+                copies.append((k, level_db(x[:, a - d:b - d]) - T, max(abs(dl), abs(dr))))
+            near = [c for c in copies if abs(c[1]) <= 4]
+            matched = min((c for c in copies if np.isfinite(c[2])), key=lambda c: c[2], default=None)
+            out.append(f"| {r['item']} {r['span']} @{r['start']:.2f} s (bar {(a - ug.origin) / bar:.2f}) | "
+                       f"{level_db(y) - T:+.1f} | {T - both:+.1f} ({T - sl:+.1f}, {T - sr_:+.1f}) | "
+                       + "; ".join(runs) + f" | {len(near)} of {len(copies)}"
+                       + (" (" + ", ".join(f"{k:+d}: {v:+.1f}" for k, v, _ in near[:4]) + ")" if near else "")
+                       + " | " + (f"{matched[0]:+d}, {matched[2]:.1f}, {matched[1]:+.1f}" if matched else "-") + " |")
+    finally:
+        exemplar._render = real
+    return out
+
+
 def engine_version() -> str:
     """Commit of the code under test, and which engine files differ from it (numbers from a dirty
     tree are still useful while the backend is being tuned, but should say so)."""
@@ -507,7 +583,10 @@ def main(argv=None) -> int:
     ap.add_argument("--takes", type=int, default=4, help="variations asked per dsp span (distinct takes counted)")
     ap.add_argument("--json", type=Path, default=ROOT / "out" / "quality_dsp.json")
     ap.add_argument("--gain-rules", default="", help="comma list of engine.dsp.exemplar level rules "
-                    "(surround,near,sides,none): dsp only, loudness and LSD per rule on the same spans")
+                    "(surround,near,sides,none,material): dsp only, loudness and LSD per rule on the same spans")
+    ap.add_argument("--explain", type=int, default=0, metavar="N",
+                    help="for the N dsp spans furthest from the truth's level: donors chosen, and which "
+                    "whole-bar copies in the file had the truth's level")
     a = ap.parse_args(argv)
     rules = [r for r in a.gain_rules.split(",") if r]
     man = a.corpus / "manifest.json"
@@ -566,6 +645,9 @@ def main(argv=None) -> int:
         print("\n".join(v for v in verdict(rest, methods) if not v.startswith("  ")))
     if with_dsp:
         print("\n" + "\n".join(level_report(rows, a.takes)))
+        if a.explain:
+            print("\nWorst loudness spans, explained (--explain; bars away = region minus donor, in bars):\n")
+            print("\n".join(explain(rows, a.corpus, a.explain)))
         print("\nCompressed formats through engine.audio_io (timing against the original):\n")
         print("\n".join(codec_lags([it for it in items if it["type"] in ("midi", "loop-tiled")][:2])))
     a.json.parent.mkdir(parents=True, exist_ok=True)
