@@ -189,9 +189,14 @@ def _load_backends(names: list[str], args) -> tuple[dict, dict]:
     for name in names:        # constructors read their options: a key none read is refused before any load
         try:
             made[name] = create(name, configs[name])
+        except (ValueError, TypeError) as e:   # a value the backend cannot read (steps=abc)
+            given = ", ".join(f"{k}={v}" for k, v in configs[name].extra.items()) or "none"
+            raise SegueError("bad_option", f"backend {name} cannot use its --option values ({e}); "
+                             f"given: {given}") from None
         except Exception:
             made[name] = None      # the load loop below reports it
-    _check_options(args.option or [], {n: configs[n].extra for n in names if made[n] is not None}, names)
+    _check_options(args.option or [], {n: configs[n].extra for n in names if made[n] is not None}, names,
+                   unchecked=[n for n in names if made[n] is None])
     for name in names:
         try:
             log.info("loading backend %s", name)
@@ -214,13 +219,16 @@ def _load_backends(names: list[str], args) -> tuple[dict, dict]:
     return backends, failed
 
 
-def _check_options(pairs: list[str], read: dict, names: list[str]) -> None:
+def _check_options(pairs: list[str], read: dict, names: list[str], unchecked: list[str] = ()) -> None:
     """Refuse `--option` keys no backend reads: `NAME.KEY` when backend NAME did not read KEY (or the
     engine runs no NAME), a plain KEY when none of the backends did. `read` maps each created backend
-    to its Options; `names` are all the backends asked for."""
+    to its Options; `names` are all the backends asked for; `unchecked` those that could not be
+    created (their load reports why; a plain key may be theirs, so it is not refused)."""
     for pair in pairs:
         key = pair.partition("=")[0]
         target, dot, short = key.partition(".")
+        if dot and not target:
+            raise SegueError("bad_option", f"--option {key}: NAME.KEY needs a backend name before the dot")
         if dot and target not in read:
             if target not in names:
                 raise SegueError("bad_option", f"--option {key}: this engine runs no backend {target} "
@@ -231,40 +239,47 @@ def _check_options(pairs: list[str], read: dict, names: list[str]) -> None:
                 known = ", ".join(sorted(read[target].read)) or "none"
                 raise SegueError("bad_option", f"--option {key}: backend {target} has no option {short!r} "
                                  f"(its options: {known})")
-        elif not any(key in o.read for o in read.values()):
+        elif not unchecked and not any(key in o.read for o in read.values()):
             known = "; ".join(f"{n}: {', '.join(sorted(o.read)) or 'none'}" for n, o in read.items())
             raise SegueError("bad_option", f"--option {key}: no backend of this engine has that option "
                              f"({known}); NAME.KEY sets one backend's option")
 
 
+_WORDS = {"true": True, "on": True, "yes": True, "false": False, "off": False, "no": False}
+
+
+def _option_value(value: str):
+    """'8' -> 8, '0.5' -> 0.5, 'true'/'on'/'yes' -> True, 'false'/'off'/'no' -> False, else the text."""
+    low = value.strip().lower()
+    if low in _WORDS:
+        return _WORDS[low]
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    return value
+
+
 def _backend_options(pairs: list[str], names: list[str] | None = None) -> dict:
     """--option KEY=VALUE (every backend) or NAME.KEY=VALUE (one backend) -> {name: BackendConfig.extra},
-    numbers and booleans parsed. Without `names`, the flat dict of KEY=VALUE pairs."""
+    values parsed (_option_value). A repeated key: the last one given wins; NAME.KEY beats a plain KEY
+    for backend NAME whatever the order. Without `names`, the flat dict of KEY=VALUE pairs."""
     flat: dict = {}
-    per: dict[str, dict] = {n: {} for n in names or []}
+    targeted: dict[str, dict] = {n: {} for n in names or []}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise SegueError("bad_option", f"--option {pair!r} must look like KEY=VALUE")
-        low = value.lower()
-        if low in ("true", "false"):
-            parsed = low == "true"
-        else:
-            try:
-                parsed = int(value)
-            except ValueError:
-                try:
-                    parsed = float(value)
-                except ValueError:
-                    parsed = value
+        parsed = _option_value(value)
         target, dot, short = key.partition(".")
-        if dot and target in per:
-            per[target][short] = parsed
+        if dot and target in targeted:
+            targeted[target][short] = parsed
         else:
             flat[key] = parsed
-            for extra in per.values():
-                extra.setdefault(key, parsed)
-    return per if names is not None else flat
+    if names is None:
+        return flat
+    return {n: {**flat, **targeted[n]} for n in names}
 
 
 # ---------------------------------------------------------------- client
@@ -765,7 +780,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
                    help="neural backends' weight precision (default: auto, the device's best)")
     p.add_argument("--option", action="append", metavar="KEY=VALUE",
-                   help="backend tuning, e.g. steps=8, or NAME.KEY=VALUE for one backend (see docs/sao-small.md)")
+                   help="a neural backend's tuning, e.g. sa3-small.window=official or steps=8 (KEY=VALUE goes to every backend, NAME.KEY=VALUE to one; on/off, yes/no, true/false for switches; a key no backend reads stops the start; docs/sa3-small.md, docs/sao-small.md)")
     p.add_argument("--allow-dir", action="append", help="extra folder outputs may be written under (repeatable)")
     # nonsense limits are refused here: an engine started with --timeout -1 or --queue-size 0 refused every request
     p.add_argument("--queue-size", type=_number(1, 10000, "--queue-size", integer=True), default=16,

@@ -554,3 +554,28 @@ def test_serve_refuses_an_option_no_backend_reads(tmp_path):
                            capture_output=True, text=True, timeout=60)
         assert p.returncode != 0 and "bad_option" in p.stderr and words in p.stderr, (opt, p.stderr)
         assert "Traceback" not in p.stderr
+
+
+def test_option_values_and_precedence():
+    """on/off, yes/no switch as the words say (compile=off compiled before); the last repeat wins;
+    NAME.KEY beats a plain KEY for that backend in any order."""
+    from segue.engine.cli import _backend_options
+
+    got = _backend_options(["steps=4", "sao-small.steps=2", "steps=8", "warmup=off", "prefetch=No",
+                            "compile=yes", "window=official"], ["sao-small", "dsp"])
+    assert got["sao-small"] == {"steps": 2, "warmup": False, "prefetch": False, "compile": True,
+                                "window": "official"}
+    assert got["dsp"]["steps"] == 8
+
+
+def test_serve_names_an_option_value_a_backend_cannot_read(tmp_path):
+    """steps=abc: the backend's constructor could not read it; the message names the option, not
+    `internal: ValueError`."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("torch")
+    p = subprocess.run([sys.executable, "-m", "segue.engine.cli", "serve", "--port", "0", "--backend", "sao-small",
+                        "--option", "steps=abc"], capture_output=True, text=True, timeout=120)
+    assert p.returncode != 0 and "bad_option" in p.stderr and "steps=abc" in p.stderr, p.stderr
+    assert "Traceback" not in p.stderr
