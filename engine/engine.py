@@ -86,6 +86,9 @@ class Engine:
         # calls into a backend.
         self._info = {name: _safe_info(b) for name, b in self.backends.items()}
         self._caps = {name: b.capabilities() for name, b in self.backends.items()}
+        # backends that honour "hit remove" on a short selection: the pipeline hands such a request to
+        # one when the asked backend would only generate another hit
+        self._removers = {n: b for n, b in self.backends.items() if self._caps[n].removes_hits}
         self._results = ByteCache(RESULT_BYTES)
         self._queue: collections.deque[Job] = collections.deque()
         self._running: Job | None = None
@@ -131,11 +134,6 @@ class Engine:
             raise SegueError("backend_unavailable", f"backend {name!r} is not loaded; this engine runs "
                              f"{', '.join(self.backends)} (start it with segue serve --backend {name})")
         caps = self._caps[name]
-        remover = self._hit_remover(req, caps)
-        if remover is not None:     # "remove this hit" is interpolation, not generation: dsp's job
-            log.info("%s %s: hit remove on a short selection, served by %s instead of %s", req.kind, req.id,
-                     remover, name)
-            name, backend, caps = remover, self.backends[remover], self._caps[remover]
         able = {"inpaint": caps.inpaint, "continue": caps.continue_, "generate": caps.generate}[req.kind]
         if not able:
             able_here = [n for n, c in self._caps.items() if getattr(c, {"continue": "continue_"}.get(req.kind, req.kind))]
@@ -162,18 +160,6 @@ class Engine:
             self._send(job, "accepted", [req.id, position])
             self._queue.append(job)
             self._cond.notify()
-
-    def _hit_remover(self, req: Request, caps) -> str | None:
-        """The loaded backend to serve an inpaint with hit "remove" whose every region is a short
-        selection, when the chosen backend cannot remove hits (a generative model would only make
-        another hit); None to keep the chosen backend."""
-        if req.kind != "inpaint" or req.hit != "remove" or caps.removes_hits:
-            return None
-        spans = req.regions or ([(req.start, req.end)] if req.start is not None and req.end is not None else [])
-        for name, c in self._caps.items():
-            if c.removes_hits and spans and all(e - s < c.short_selection_seconds for s, e in spans):
-                return name
-        return None
 
     def cancel(self, request_id: str) -> bool:
         with self._cond:
@@ -272,7 +258,8 @@ class Engine:
         ctx = JobContext(report=report, cancelled=job.cancelled.is_set, deadline=t0 + job.timeout)
         try:
             try:
-                result = render(req, job.backend, self.reader, self.roots, ctx, self.limits, job.backend_name)
+                result = render(req, job.backend, self.reader, self.roots, ctx, self.limits, job.backend_name,
+                                removers=self._removers)
             finally:   # before the final reply: a status asked right after `done` sees this job's effects
                 self._info[job.backend_name] = _safe_info(job.backend)
         except SegueError as e:  # cancelled and timed-out requests too

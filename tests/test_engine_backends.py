@@ -254,8 +254,14 @@ def test_hit_remove_on_a_short_selection_is_served_by_dsp(tmp_path):
             echoed = np.abs(y - x[:, a:a + y.shape[1]]).max() < 1e-3     # the source back (16-bit reading)
             assert echoed != routed, (hit, got)
             assert routed == any(k == "progress" and "Janssen" in str(a_[2]) for k, a_ in got), got
+            assert routed == any(k == "progress" and "interpolated by dsp" in str(a_[2]) for k, a_ in got), got
         got = run(eng, Request(kind="inpaint", id="long", src=str(src), start=1.0, end=1.5, hit="remove"))
         y, _ = read_audio(got[-1][1][1])
         assert np.abs(y - x[:, 22050:22050 + y.shape[1]]).max() < 1e-3  # 0.5 s: not a short selection
+        # 1.95-2.05 s is 0.0999... s as floats but 2205 samples, exactly 0.1 s: not short for dsp
+        # either, so it stays with the asked backend (it went to dsp, which then filled it with units)
+        got = run(eng, Request(kind="inpaint", id="edge", src=str(src), start=1.95, end=2.05, hit="remove"))
+        y, _ = read_audio(got[-1][1][1])
+        assert y.shape[1] == 2205 and np.abs(y - x[:, 42998:42998 + 2205]).max() < 1e-3, got   # 1.95 s = sample 42997.5, rounded up
     finally:
         eng.stop()
