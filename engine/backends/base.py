@@ -21,6 +21,7 @@ take effect between steps.
 
 from __future__ import annotations
 
+import re
 import time
 from abc import ABC
 from dataclasses import dataclass, field
@@ -110,6 +111,13 @@ class Task:
         return list(self.regions) or [(self.start_sample, self.frames)]
 
 
+def stage_name(stage: str) -> str:
+    """A progress stage's name for the per-stage timings: the text before a colon, without step counts
+    ("generate 3/8" -> "generate", "grid: 120.0 BPM given" -> "grid", "chunk 2.0/8.0 s" -> "chunk")."""
+    name = re.sub(r"\s*[\d.]+/[\d.]+(\s*s\b)?", "", stage.split(":")[0]).strip()
+    return name or stage
+
+
 class JobContext:
     """What a backend may do while it runs: report progress, notice cancellation."""
 
@@ -135,8 +143,17 @@ class JobContext:
 
     def progress(self, fraction: float, stage: str) -> None:
         self.check()
-        self._mark(stage.split(" ")[0] if stage[-1:].isdigit() else stage)
+        self._mark(stage_name(stage))
         self._report(float(min(max(fraction, 0.0), 1.0)), stage)
+
+    def part(self, lo: float, hi: float) -> "JobContext":
+        """A context for one part of the job: its progress fractions 0-1 land in [lo, hi] of this one
+        (several regions one after another report a rising fraction); same checks, notes and stages."""
+        sub = JobContext(lambda f, st: self.progress(lo + (hi - lo) * f, st), self._cancelled,
+                         self._deadline, self._clock)
+        sub.notes = self.notes
+        sub._mark = lambda stage: None       # the parent's progress() marks the stage
+        return sub
 
     def _mark(self, stage: str | None) -> None:
         now = time.perf_counter()

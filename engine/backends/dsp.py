@@ -69,8 +69,9 @@ class DspBackend(Backend):
             return self._limit(task, self._inpaint_one(task, a, L, ctx))
         fills = []
         for i, (r0, rl) in enumerate(sorted(regions)):
-            ctx.progress(0.1 + 0.8 * i / len(regions), f"region {i + 1}/{len(regions)}")
-            fills.append((r0, rl, self._inpaint_one(task, r0, rl, ctx)))
+            lo, hi = 0.1 + 0.8 * i / len(regions), 0.1 + 0.8 * (i + 1) / len(regions)
+            ctx.progress(lo, f"region {i + 1}/{len(regions)}")
+            fills.append((r0, rl, self._inpaint_one(task, r0, rl, ctx.part(lo, hi))))
         # Take v fills region r with that region's take v (its last one when it has fewer): takes
         # stay distinct as long as one region has that many distinct takes.
         count = max(len(f) for _, _, f in fills)
