@@ -55,6 +55,9 @@ def rtf(text: str) -> str:
 def build() -> str:
     scripts = actions()
     tags = {p.name: headers(p) for p in scripts}
+    missing = sorted(name for name, t in tags.items() if not t.get("version"))
+    if missing:
+        raise SystemExit(f"no @version line in the header of: {', '.join(missing)}")
     versions = {t["version"] for t in tags.values()}
     if len(versions) != 1:
         raise SystemExit(f"scripts disagree on @version: {versions}")
@@ -95,6 +98,7 @@ def main(argv: list[str]) -> int:
         if not target.exists() or target.read_text(encoding="utf-8") != text:
             print("reaper_scripts/index.xml is stale: run python reaper_scripts/make_index.py", file=sys.stderr)
             return 1
+        print("reaper_scripts/index.xml is up to date")
         return 0
     target.write_text(text, encoding="utf-8")
     print(f"wrote {target} ({len(actions())} actions + {LIBRARY})")

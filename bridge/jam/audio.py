@@ -65,9 +65,11 @@ class JamAudio:
             n_in, n_out = max(in_channels) + 1, max(out_channels) + 1
             if dout is None and _no_default(sd, "output"):
                 raise ValueError("this machine has no default audio output device (PortAudio lists none: "
-                                 "no sound card, or JACK not running)")
+                                 "no sound card, or JACK not running); name one with --device-out")
             if din is None and _no_default(sd, "input"):
-                raise ValueError("this machine has no default audio input device")
+                # the jam also records (its input is the context of what it generates)
+                raise ValueError("this machine has no default audio input device (the jam records its "
+                                 "input); name one with --device-in")
             if samplerate is None:
                 info = sd.query_devices(dout) if dout is not None else sd.query_devices(kind="output")
                 samplerate = int(info["default_samplerate"])
