@@ -29,21 +29,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
+from segue_cli import SEGUE, free_port, loadavg, status_detail, timed
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 WORK = Path(os.environ.get("SA3_BENCH_DIR", str(ROOT / "bench" / "out" / "sa3")))
-SEGUE = [sys.executable, "-m", "segue.engine.cli"]
 SR = 44100
 
 
@@ -113,32 +111,6 @@ def setup() -> tuple[Path, Path]:
 
 # ---------------------------------------------------------------- ours, through OSC
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def client(port: int, *args) -> float:
-    t0 = time.perf_counter()
-    r = subprocess.run(SEGUE + list(args) + ["--port", str(port), "--quiet", "--timeout", "1200"],
-                       capture_output=True, text=True, cwd=ROOT)
-    dt = time.perf_counter() - t0
-    if r.returncode != 0:
-        raise RuntimeError(f"segue {args}: {r.stdout} {r.stderr}")
-    return dt
-
-
-def status(port: int) -> dict:
-    r = subprocess.run(SEGUE + ["status", "--detail", "--port", str(port)], capture_output=True, text=True, cwd=ROOT)
-    for line in r.stdout.splitlines():
-        line = line.strip()
-        if line.startswith("{"):
-            return json.loads(line)
-    i = r.stdout.find("{")
-    return json.loads(r.stdout[i:]) if i >= 0 else {"raw": r.stdout}
-
-
 def engine(model: Path, precision: str, *options: str):
     port, out = free_port(), WORK / "renders"
     out.mkdir(parents=True, exist_ok=True)
@@ -151,7 +123,7 @@ def engine(model: Path, precision: str, *options: str):
         if proc.poll() is not None:
             raise RuntimeError("engine exited: " + proc.stdout.read())
         try:
-            client(port, "ping")
+            timed(port, "ping")
             break
         except RuntimeError:
             time.sleep(1)
@@ -161,19 +133,19 @@ def engine(model: Path, precision: str, *options: str):
 def ours(model: Path, src: Path, precision: str, repeats: int, idle: float) -> dict:
     proc, port, out, load_s = engine(model, precision)
     try:
-        loaded = status(port)
+        loaded = status_detail(port)
         beat = ["--bpm", "120", "--prompt", "tight funk drums", "--out", str(out)]
         res = {"load_s": load_s, "rss_after_load_bytes": loaded.get("rss_bytes"), "info": loaded}
-        res["edit_first_s"] = client(port, "inpaint", str(src), "10.0", "10.5", *beat, "--seed", "1")
-        res["edit_reroll_s"] = [client(port, "inpaint", str(src), "10.0", "10.5", *beat, "--seed", str(2 + k))
+        res["edit_first_s"] = timed(port, "inpaint", str(src), "10.0", "10.5", *beat, "--seed", "1")
+        res["edit_reroll_s"] = [timed(port, "inpaint", str(src), "10.0", "10.5", *beat, "--seed", str(2 + k))
                                 for k in range(repeats)]
-        res["edit_new_region_now_s"] = client(port, "inpaint", str(src), "16.0", "16.5", *beat, "--seed", "5")
+        res["edit_new_region_now_s"] = timed(port, "inpaint", str(src), "16.0", "16.5", *beat, "--seed", "5")
         time.sleep(idle)
         res["idle_s"] = idle
-        res["edit_new_region_after_idle_s"] = client(port, "inpaint", str(src), "22.0", "22.5", *beat, "--seed", "6")
-        res["continue_4_bars_s"] = [client(port, "continue", str(src), "30.0", "4", *beat, "--seed", str(10 + k))
+        res["edit_new_region_after_idle_s"] = timed(port, "inpaint", str(src), "22.0", "22.5", *beat, "--seed", "6")
+        res["continue_4_bars_s"] = [timed(port, "continue", str(src), "30.0", "4", *beat, "--seed", str(10 + k))
                                     for k in range(max(1, repeats - 1))]
-        after = status(port)
+        after = status_detail(port)
         res["peak_rss_bytes"] = after.get("peak_rss_bytes")
         res["info_after"] = after
     finally:
@@ -186,8 +158,8 @@ def ours_official_window(model: Path, src: Path, precision: str) -> dict:
     proc, port, out, load_s = engine(model, precision, "window=official")
     try:
         beat = ["--bpm", "120", "--prompt", "tight funk drums", "--out", str(out)]
-        first = client(port, "inpaint", str(src), "10.0", "10.5", *beat, "--seed", "1")
-        reroll = client(port, "inpaint", str(src), "10.0", "10.5", *beat, "--seed", "2")
+        first = timed(port, "inpaint", str(src), "10.0", "10.5", *beat, "--seed", "1")
+        reroll = timed(port, "inpaint", str(src), "10.0", "10.5", *beat, "--seed", "2")
         return {"edit_first_s": first, "edit_reroll_s": reroll}
     finally:
         proc.terminate()
@@ -279,13 +251,6 @@ def profile_main(model: Path, src: Path, precision: str) -> None:
         total = time.perf_counter() - t
         print(json.dumps({"request": label, "total_s": round(total, 3), **{k: round(v, 3) for k, v in times.items()},
                           "other_s": round(total - sum(times.values()), 3), "load": loadavg()}), flush=True)
-
-
-def loadavg() -> str:
-    try:
-        return Path("/proc/loadavg").read_text().split(" ")[0:3].__str__()
-    except OSError:
-        return "?"
 
 
 def main() -> None:

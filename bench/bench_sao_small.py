@@ -21,7 +21,6 @@ import argparse
 import gc
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,6 +33,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from segue_cli import SEGUE, free_port, loadavg  # noqa: E402
+from segue_cli import timed as _timed  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -42,7 +43,6 @@ from segue.engine.backends.sao_small.config import sao_small_config  # noqa: E40
 from tests.sao.fixtures import build_sat_model, make_t5_folder, write_model_folder  # noqa: E402
 
 WORK = Path(os.environ.get("SAO_BENCH_DIR", "/tmp/sao_bench"))   # weights reused from earlier runs
-SEGUE = [sys.executable, "-m", "segue.engine.cli"]
 
 
 def setup() -> tuple[Path, Path, Path]:
@@ -68,20 +68,8 @@ def setup() -> tuple[Path, Path, Path]:
     return model, t5, src
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def client(port: int, *args) -> float:
-    t0 = time.perf_counter()
-    r = subprocess.run(SEGUE + list(args) + ["--port", str(port), "--quiet", "--timeout", "900"],
-                       capture_output=True, text=True, cwd=ROOT)
-    dt = time.perf_counter() - t0
-    if r.returncode != 0:
-        raise RuntimeError(f"segue {args}: {r.stderr}")
-    return dt
+def timed(port: int, *args) -> float:
+    return _timed(port, *args, timeout=900)      # the engine's own --timeout here
 
 
 def ours(model: Path, t5: Path, src: Path, precision: str, repeats: int, idle: float) -> dict:
@@ -97,19 +85,19 @@ def ours(model: Path, t5: Path, src: Path, precision: str, repeats: int, idle: f
             if eng.poll() is not None:
                 raise RuntimeError("engine exited: " + eng.stdout.read())
             try:
-                client(port, "ping")
+                timed(port, "ping")
                 break
             except RuntimeError:
                 time.sleep(1)
         load_s = time.perf_counter() - t0
         opts = ["--bpm", "120", "--prompt", "tight funk drums", "--out", str(out)]
-        first = client(port, "inpaint", str(src), "10.0", "12.0", *opts, "--seed", "1")
-        repeat = [client(port, "inpaint", str(src), "10.0", "12.0", *opts, "--seed", str(2 + k))
+        first = timed(port, "inpaint", str(src), "10.0", "12.0", *opts, "--seed", "1")
+        repeat = [timed(port, "inpaint", str(src), "10.0", "12.0", *opts, "--seed", str(2 + k))
                   for k in range(repeats)]
-        other = client(port, "inpaint", str(src), "20.0", "22.0", *opts, "--seed", "9")
+        other = timed(port, "inpaint", str(src), "20.0", "22.0", *opts, "--seed", "9")
         time.sleep(idle)
-        after_idle = client(port, "inpaint", str(src), "14.0", "16.0", *opts, "--seed", "10")
-        gen = [client(port, "generate", "5.94", *opts, "--seed", str(k)) for k in range(max(1, repeats - 1))]
+        after_idle = timed(port, "inpaint", str(src), "14.0", "16.0", *opts, "--seed", "10")
+        gen = [timed(port, "generate", "5.94", *opts, "--seed", str(k)) for k in range(max(1, repeats - 1))]
         r = subprocess.run(SEGUE + ["status", "--detail", "--port", str(port)], capture_output=True, text=True, cwd=ROOT)
         return {"load_s": load_s, "inpaint_first_s": first, "inpaint_repeat_s": repeat,
                 "inpaint_new_region_same_file_s": other, "idle_s": idle,
@@ -155,14 +143,6 @@ def reference(model: Path, t5: Path) -> dict:
     res["audio_to_audio_s"] = res["encode_s"] + res["dit_8_steps_s"] + res["decode_s"]
     res["text_to_audio_s"] = res["dit_8_steps_s"] + res["decode_s"]
     return res
-
-
-def loadavg() -> list[str]:
-    """The 1, 5 and 15 minute load averages (a shared machine's noise goes with the numbers)."""
-    try:
-        return Path("/proc/loadavg").read_text().split()[:3]
-    except OSError:
-        return ["?"]
 
 
 def main() -> None:
