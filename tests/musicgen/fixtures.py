@@ -20,19 +20,10 @@ WORDS = ("a the drum drums bass piano loop house techno beat guitar synth bpm 12
 
 def make_tokenizer(folder: Path):
     """A T5TokenizerFast over a tiny Unigram vocabulary (saved as tokenizer.json + config)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import T5TokenizerFast
+    from tests.sao.fixtures import make_t5_tokenizer
 
-    words = ["<pad>", "</s>", "<unk>"] + [f"\u2581{w}" for w in WORDS] + list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789,.")
-    vocab = [(w, -float(i) / 10 - 1.0) for i, w in enumerate(words)]
-    vocab[0] = ("<pad>", 0.0)
-    tk = Tokenizer(models.Unigram(vocab, unk_id=2))
-    tk.pre_tokenizer = pre_tokenizers.Metaspace()
-    tk.decoder = decoders.Metaspace()
-    tok = T5TokenizerFast(tokenizer_object=tk, extra_ids=0, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
-    folder.mkdir(parents=True, exist_ok=True)
-    tok.save_pretrained(str(folder))
-    return tok, len(words)
+    return make_t5_tokenizer(folder, [f"\u2581{w}" for w in WORDS]
+                             + list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789,."))
 
 
 def _configs(full: bool, text_vocab: int):

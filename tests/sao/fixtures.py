@@ -120,15 +120,13 @@ def write_model_folder(folder: Path, cfg: dict, state: dict, fmt: str = "safeten
     return folder
 
 
-def make_t5_folder(folder: Path, d_model: int = 16, layers: int = 1, heads: int = 2, d_ff: int = 32,
-                   seed: int = 0) -> Path:
-    """A stand-in t5 folder that AutoTokenizer / T5EncoderModel load offline (random weights)."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, decoders
-    from transformers import T5Config, T5EncoderModel, T5TokenizerFast
+def make_t5_tokenizer(folder: Path, words: list[str]):
+    """A T5TokenizerFast over a tiny Unigram vocabulary: <pad>, </s>, <unk>, then `words` (saved in folder
+    as tokenizer.json + config). -> (tokenizer, vocabulary size)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import T5TokenizerFast
 
-    words = ["<pad>", "</s>", "<unk>"] + [f"\u2581{w}" for w in
-             "a the drum drums bass piano loop house techno beat guitar synth bpm 120 90 warm dark bright".split()]
-    words += list("abcdefghijklmnopqrstuvwxyz0123456789")
+    words = ["<pad>", "</s>", "<unk>"] + list(words)
     vocab = [(w, -float(i) / 10 - 1.0) for i, w in enumerate(words)]
     vocab[0] = ("<pad>", 0.0)
     tk = Tokenizer(models.Unigram(vocab, unk_id=2))
@@ -137,8 +135,19 @@ def make_t5_folder(folder: Path, d_model: int = 16, layers: int = 1, heads: int 
     tok = T5TokenizerFast(tokenizer_object=tk, extra_ids=0, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
     folder.mkdir(parents=True, exist_ok=True)
     tok.save_pretrained(str(folder))
+    return tok, len(words)
+
+
+def make_t5_folder(folder: Path, d_model: int = 16, layers: int = 1, heads: int = 2, d_ff: int = 32,
+                   seed: int = 0) -> Path:
+    """A stand-in t5 folder that AutoTokenizer / T5EncoderModel load offline (random weights)."""
+    from transformers import T5Config, T5EncoderModel
+
+    _, n_words = make_t5_tokenizer(folder, [f"\u2581{w}" for w in
+                                           "a the drum drums bass piano loop house techno beat guitar synth bpm 120 "
+                                           "90 warm dark bright".split()] + list("abcdefghijklmnopqrstuvwxyz0123456789"))
     torch.manual_seed(seed)
-    cfg = T5Config(vocab_size=len(words), d_model=d_model, d_kv=d_model // heads, d_ff=d_ff, num_layers=layers,
+    cfg = T5Config(vocab_size=n_words, d_model=d_model, d_kv=d_model // heads, d_ff=d_ff, num_layers=layers,
                    num_heads=heads, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
     T5EncoderModel(cfg).save_pretrained(str(folder))
     return folder
