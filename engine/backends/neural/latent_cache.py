@@ -3,6 +3,7 @@
     cache = LatentCache(encode, hop=2048, latent_dim=64, margin=9, model_sr=44100)
     src = cache.source(task.source_key, task.audio, task.sr)   # resampled once, kept per file
     z = cache.frames(src, wa, wb)                               # (latent_dim, wb - wa) float32
+    z = cache.window(src, wa, keep)          # a canvas: kept frames (keep > 0) from the file, zeros elsewhere
 
 Each source keeps a latent array for the whole file and a per-frame "have"
 flag: a request encodes only the frames it needs that no earlier request
@@ -84,16 +85,11 @@ class LatentCache:
             return self.new_source(audio, sr)
         return self.store.get_or_make((key, sr, int(audio.shape[-1])), lambda: self.new_source(audio, sr))
 
-    @torch.inference_mode()
     def frames(self, src: SourceLatents, fa: int, fb: int, check: Callable[[], None] | None = None) -> torch.Tensor:
-        """Latent frames [fa, fb) of the source (inside the file), encoding only the missing ones."""
+        """Latent frames [fa, fb) of the source (clipped to the file), encoding only the missing ones
+        -> (latent_dim, frames) float32: `window` with every frame kept."""
         fa, fb = max(fa, 0), min(fb, src.frames)
-        with self.lock:
-            for r0, r1 in runs(~src.have[fa:fb].numpy()):
-                if check is not None:
-                    check()
-                self._encode_run(src, r0 + fa, r1 + fa)
-        return src.latents[:, fa:fb]
+        return self.window(src, fa, np.ones(max(fb - fa, 0), np.float32), check)
 
     @torch.inference_mode()
     def window(self, src: SourceLatents, wa: int, keep: np.ndarray,
