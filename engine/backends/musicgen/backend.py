@@ -116,8 +116,7 @@ class MusicgenBackend(Backend):
         # transformers 5.24 names the cache argument `cache`; 5.23 `past_key_values`
         params = inspect.signature(self.model.prepare_inputs_for_generation).parameters
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
-        want = self.compile
-        self._compile_on = (self.device.type == "cuda") if want == "auto" else bool(want)
+        self._compile_on = runtime.compile_wanted(self.compile, self.device)
         if self.warmup:
             self._warm()
         self.load_seconds = time.perf_counter() - t0

@@ -121,6 +121,12 @@ def weights_bytes(module: torch.nn.Module) -> int:
 
 # ---------------------------------------------------------------- torch.compile with a fallback
 
+def compile_wanted(option, device: torch.device) -> bool:
+    """The `compile` option: "auto" compiles on CUDA only (on these CPUs it gained nothing and took ~64 s
+    to compile: docs/benchmarks.md); anything else as a switch."""
+    return device.type == "cuda" if option == "auto" else bool(option)
+
+
 def resolve_compile_backend(name: str | None) -> Any:
     """"inductor" (default) or any torch.compile backend name, or "module:function" for a callable."""
     if not name:

@@ -133,10 +133,8 @@ class Sa3SmallBackend(Backend):
         self.cap = self.cfg.max_latents
         self.cache = LatentCache(self._encode, self.hop, self.cfg.ae.latent_dim, CODEC_MARGIN, self.sr,
                                  channels=self.cfg.audio_channels, align=self.align, max_bytes=self.cache_bytes)
-        want = self.compile
-        if want == "auto":
-            want = self.device.type == "cuda"
-        self._dit_fn = runtime.CompileOrEager(self.model.dit, enabled=bool(want), backend=self.compile_backend)
+        self._dit_fn = runtime.CompileOrEager(self.model.dit, enabled=runtime.compile_wanted(self.compile, self.device),
+                                              backend=self.compile_backend)
         if self.warmup:
             self._warm()
         self.prefetcher = IdlePrefetcher(self.cache, chunk=16, delay=self.prefetch_delay, name="sa3-prefetch",

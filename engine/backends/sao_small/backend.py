@@ -117,10 +117,8 @@ class SaoSmallBackend(Backend):
         self.dec_margin = decoder_margin(self.cfg.vae) if self.decode_margin is None else int(self.decode_margin)
         self.cache = LatentCache(self._encode, self.ratio, self.cfg.vae.latent_dim, self.enc_margin, self.sr,
                                  max_bytes=self.cache_bytes)
-        want = self.compile
-        if want == "auto":
-            want = self.device.type == "cuda"   # measured on the CPU: no gain, 64 s compile (docs/benchmarks.md)
-        self._dit_fn = runtime.CompileOrEager(self.model.dit, enabled=bool(want), backend=self.compile_backend)
+        self._dit_fn = runtime.CompileOrEager(self.model.dit, enabled=runtime.compile_wanted(self.compile, self.device),
+                                              backend=self.compile_backend)
         if self.warmup:
             self._warm()
         self.prefetcher = IdlePrefetcher(self.cache, chunk=24, delay=self.prefetch_delay, name="sao-prefetch",
