@@ -34,9 +34,9 @@ from pathlib import Path
 
 import numpy as np
 
-# spinning OpenMP barriers cost several times the work on a shared 2-core machine (see sa3-small's
-# notes); set before torch loads, inherited by the workers
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# the engine's OpenMP barrier wait (engine/backends/neural/__init__.py), set before torch loads,
+# inherited by the workers
+import segue.engine.backends.neural  # noqa: E402,F401
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))

@@ -169,9 +169,11 @@ def ours_official_window(model: Path, src: Path, precision: str) -> dict:
 # ---------------------------------------------------------------- the official path (own process)
 
 def reference_process(target: str, model: Path, src: Path) -> dict:
-    # the same OpenMP wait policy as the engine (engine/backends/neural/__init__.py), so both sides
-    # are measured alike on a shared machine
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_WAIT_POLICY=os.environ.get("OMP_WAIT_POLICY", "PASSIVE"))
+    # the same OpenMP barrier wait as the engine (engine/backends/neural/__init__.py), so both sides
+    # are measured alike
+    from segue.engine.backends.neural import openmp_env
+
+    env = dict(openmp_env(), PYTHONPATH=str(ROOT))
     r = subprocess.run([sys.executable, __file__, "--oracle", target, str(model), str(src)], capture_output=True,
                        text=True, cwd=ROOT, env=env)
     if r.returncode != 0:

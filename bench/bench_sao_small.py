@@ -27,9 +27,9 @@ import sys
 import time
 from pathlib import Path
 
-# the engine's OpenMP wait policy (engine/backends/neural/__init__.py) for the in-process
-# reference too, before torch loads, so both sides are measured alike on a shared machine
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# the engine's OpenMP barrier wait (engine/backends/neural/__init__.py) for the in-process
+# reference too, before torch loads, so both sides are measured alike
+import segue.engine.backends.neural  # noqa: E402,F401
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402

@@ -105,3 +105,26 @@ def test_run_batched_halves_on_oom_and_notes_it():
     with pytest.raises(SegueError) as e:
         runtime.run_batched([1, 2], never)
     assert e.value.code == "out_of_memory"
+
+
+def test_openmp_wait_is_set_before_torch_and_yields_to_the_user():
+    """The backends' packages set a short OpenMP spin before torch loads (measured in
+    docs/benchmarks.md); a user's own OMP_WAIT_POLICY or GOMP_SPINCOUNT is left alone."""
+    import os
+    import subprocess
+    import sys
+
+    from segue.engine.backends.neural import openmp_env
+
+    assert openmp_env({})["GOMP_SPINCOUNT"] == "1000"
+    assert "GOMP_SPINCOUNT" not in openmp_env({"OMP_WAIT_POLICY": "PASSIVE"})
+    assert openmp_env({"GOMP_SPINCOUNT": "5"})["GOMP_SPINCOUNT"] == "5"
+    probe = ("import os, sys; import segue.engine.cli; assert 'torch' not in sys.modules, 'torch before the backends'; "
+             "import segue.engine.backends.sa3_small, torch; print(os.environ.get('GOMP_SPINCOUNT'))")
+    base = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    out = subprocess.run([sys.executable, "-c", probe], env=base, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "1000"
+    out = subprocess.run([sys.executable, "-c", probe], env=dict(base, OMP_WAIT_POLICY="PASSIVE"),
+                         capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "None", out.stderr

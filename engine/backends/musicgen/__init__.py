@@ -5,7 +5,7 @@ Modules: plan (token and prompt arithmetic), prefill (generate() without the dup
 static cache, progress), loading (strict folder / HF cache loading), backend.
 """
 
-from .. import neural  # noqa: F401  (sets OMP_WAIT_POLICY before torch loads)
+from .. import neural  # noqa: F401  (sets the OpenMP wait before torch loads)
 
 
 def __getattr__(name):

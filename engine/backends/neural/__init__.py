@@ -12,8 +12,25 @@ Nothing here imports a model; each backend brings its own.
 
 import os as _os
 
-# OpenMP threads that spin at barriers collapse when another process holds a core: on this
-# 2-core machine one DiT step went from 0.61 s to 11 s with a busy neighbour (bench notes in
-# docs/benchmarks.md). Sleeping waits cost nothing measurable here. libgomp reads this once,
-# when torch loads, so the backend packages import this module before torch.
-_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# How torch's OpenMP threads wait at a barrier (libgomp reads this once, when torch loads, so the
+# backend packages import this module before torch). Measured on the 2-core bench VM, sa3-small's
+# 8 DiT steps (docs/benchmarks.md, "OpenMP barrier waits"):
+#   libgomp's default (spin 300,000 rounds, then sleep): quiet 2.6-3.1 s, a busy neighbour 9-11 s
+#   OMP_WAIT_POLICY=PASSIVE (sleep at once):              quiet 3.3-3.8 s, busy 5.0-5.2 s
+#   GOMP_SPINCOUNT=1000 (spin ~1 us, then sleep):          quiet 2.7-2.8 s, busy 5.5-5.7 s
+# A short spin keeps the quiet speed (the threads meet again within microseconds) and sleeps
+# before a neighbour needs the core. A user's own OMP_WAIT_POLICY or GOMP_SPINCOUNT wins.
+OPENMP_ENV = {"GOMP_SPINCOUNT": "1000"}
+
+
+def openmp_env(environ: dict | None = None) -> dict:
+    """`environ` (default os.environ) with the engine's OpenMP wait settings added unless the user set
+    any; a new dict. The benches give their reference processes the same."""
+    env = dict(_os.environ if environ is None else environ)
+    if "OMP_WAIT_POLICY" not in env and "GOMP_SPINCOUNT" not in env:
+        env.update(OPENMP_ENV)
+    return env
+
+
+if "OMP_WAIT_POLICY" not in _os.environ and "GOMP_SPINCOUNT" not in _os.environ:
+    _os.environ.update(OPENMP_ENV)

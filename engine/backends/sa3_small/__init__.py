@@ -5,7 +5,7 @@ seconds), sampler (LogSNRShift ping-pong), canvas (the official canvas arithmeti
 model (the parts together), loading (strict checkpoint loading), backend (serving).
 """
 
-from .. import neural  # noqa: F401,E402  (sets OMP_WAIT_POLICY before torch loads)
+from .. import neural  # noqa: F401,E402  (sets the OpenMP wait before torch loads)
 
 
 def __getattr__(name):

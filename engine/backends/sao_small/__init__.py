@@ -4,7 +4,7 @@ Modules: config (model_config.json), dit, oobleck (VAE), conditioners (T5 +
 seconds), sampler (ping-pong), loading (strict checkpoint loading), backend.
 """
 
-from .. import neural  # noqa: F401,E402  (sets OMP_WAIT_POLICY before torch loads)
+from .. import neural  # noqa: F401,E402  (sets the OpenMP wait before torch loads)
 
 
 def __getattr__(name):
