@@ -190,6 +190,28 @@ def test_too_long_and_bad_window(backend):
     assert e.value.code == "bad_option"
 
 
+def test_text_encoder_precision_follows_the_dit_unless_asked(folder):
+    """T5Gemma runs in bf16 beside a bf16 DiT (text_precision=auto), in fp32 beside an fp32 one or when
+    asked; its embeddings stay close to the fp32 ones and a bad value is a clear error."""
+    def build(precision, **extra):
+        b = create("sa3-small", BackendConfig(model=str(folder), precision=precision,
+                                              extra={"prefetch": False, "warmup": False, **extra}))
+        b.load()
+        return b
+
+    b16, b32 = build("bf16"), build("bf16", text_precision="fp32")
+    assert b16.info()["text_dtype"] == "bfloat16" and b32.info()["text_dtype"] == "float32"
+    assert next(b16.model.prompt.encoder.parameters()).dtype == torch.bfloat16
+    e16, _ = b16.model.prompt(["tight funk drums, 120 BPM"])
+    e32, _ = b32.model.prompt(["tight funk drums, 120 BPM"])
+    assert e16.dtype == torch.bfloat16 and e32.dtype == torch.float32
+    assert (e16.float() - e32).norm() / e32.norm() < 0.05
+    assert make(folder).info()["text_dtype"] == "float32"              # fp32 DiT -> fp32 T5Gemma
+    with pytest.raises(SegueError) as e:
+        build("bf16", text_precision="int4")
+    assert e.value.code == "bad_precision"
+
+
 # ------------------------------------------------------------------ bad model folders
 
 def test_wrong_folder_and_missing_text_encoder(folder, tmp_path):

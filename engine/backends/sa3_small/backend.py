@@ -86,6 +86,7 @@ class Sa3SmallBackend(Backend):
         self.crossfade_seconds = max(0.005, float(x.get("crossfade_seconds", 0.02)))
         self.decode_noise = bool(x.get("decode_noise", True))             # the official decoder is stochastic
         self.ae_precision = str(x.get("ae_precision", "fp32"))            # SAME-S: fp16/bf16 cancel in diff. attention
+        self.text_precision = str(x.get("text_precision", "auto"))        # T5Gemma: auto = bf16 beside a bf16 DiT
         self.compile = x.get("compile", "auto")
         self.compile_backend = x.get("compile_backend")
         self.threads = x.get("threads")
@@ -123,7 +124,8 @@ class Sa3SmallBackend(Backend):
                                  f"{', '.join(missing)}; it ships in the {T5GEMMA_SUBFOLDER} subfolder of the SA3 "
                                  "repo (segue models pull sa3-small-music), or pass --text-encoder FOLDER")
         self.model = load_sa3(folder, "cpu", self.dit_dtype, self.ae_dtype, text_encoder=False)
-        self.model.prompt.load_encoder(t5, "cpu", torch.float32)
+        self.text_dtype = text_dtype(self.text_precision, self.dit_dtype, self.device)
+        self.model.prompt.load_encoder(t5, self.device, self.text_dtype)
         self.model.to(self.device)
         self.t5_dir = t5
         self.cfg = self.model.cfg
@@ -174,7 +176,8 @@ class Sa3SmallBackend(Backend):
         dev = getattr(self, "device", None)
         d = {"device": str(dev or "cpu"), "dtype": runtime.dtype_name(getattr(self, "dit_dtype", torch.float32))}
         if self.model is not None:
-            d.update(ae_dtype=runtime.dtype_name(self.ae_dtype), window=self.window, steps=self.steps,
+            d.update(ae_dtype=runtime.dtype_name(self.ae_dtype), text_dtype=runtime.dtype_name(self.text_dtype),
+                     window=self.window, steps=self.steps,
                      weights_bytes=runtime.weights_bytes(self.model), parameters=self.model.part_sizes(),
                      model_dir=str(self.model_dir), text_encoder=str(self.t5_dir),
                      load_seconds=round(self.load_seconds, 2), dit=self._dit_fn.mode, threads=torch.get_num_threads(),
@@ -359,6 +362,17 @@ class Sa3SmallBackend(Backend):
 
         audio = [y for out in runtime.run_batched(seeds, batch, self.device, ctx.notes) for y in out]
         return [from_model_rate(y, 0, self.sr, task.sr, 0, task.frames, task.channels) for y in audio]
+
+
+def text_dtype(precision: str, dit_dtype: torch.dtype, device: torch.device) -> torch.dtype:
+    """T5Gemma's dtype for `text_precision` (auto | fp32 | bf16 | fp16). auto: bf16 when the DiT runs in
+    bf16, else fp32. Gemma models are trained in bf16 and the embeddings feed the DiT's bf16
+    cross-attention anyway; on the full-size stand-in bf16 takes T5Gemma from 0.37 to 0.17 s per prompt
+    on 2 CPU cores, 1.5% relative difference (docs/benchmarks.md). fp32 beside an fp16 DiT: Gemma's
+    activations overflow fp16. Raises SegueError("bad_precision")."""
+    if (precision or "auto").lower() == "auto":
+        return torch.bfloat16 if dit_dtype == torch.bfloat16 else torch.float32
+    return runtime.pick_dtypes(precision, device)[0]
 
 
 def _model_type(folder: Path) -> str | None:
