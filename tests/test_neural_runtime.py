@@ -116,15 +116,15 @@ def test_openmp_wait_is_set_before_torch_and_yields_to_the_user():
 
     from segue.engine.backends.neural import openmp_env
 
-    assert openmp_env({})["GOMP_SPINCOUNT"] == "1000"
+    assert openmp_env({}) == {"OMP_WAIT_POLICY": "ACTIVE", "GOMP_SPINCOUNT": "1000"}
     assert "GOMP_SPINCOUNT" not in openmp_env({"OMP_WAIT_POLICY": "PASSIVE"})
     assert openmp_env({"GOMP_SPINCOUNT": "5"})["GOMP_SPINCOUNT"] == "5"
     probe = ("import os, sys; import segue.engine.cli; assert 'torch' not in sys.modules, 'torch before the backends'; "
-             "import segue.engine.backends.sa3_small, torch; print(os.environ.get('GOMP_SPINCOUNT'))")
+             "import segue.engine.backends.sa3_small, torch; print(os.environ.get('GOMP_SPINCOUNT'), os.environ.get('OMP_WAIT_POLICY'))")
     base = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
     out = subprocess.run([sys.executable, "-c", probe], env=base, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "1000"
+    assert out.stdout.strip() == "1000 ACTIVE"
     out = subprocess.run([sys.executable, "-c", probe], env=dict(base, OMP_WAIT_POLICY="PASSIVE"),
                          capture_output=True, text=True, timeout=120)
-    assert out.stdout.strip() == "None", out.stderr
+    assert out.stdout.strip() == "None PASSIVE", out.stderr

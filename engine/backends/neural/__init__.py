@@ -16,11 +16,15 @@ import os as _os
 # backend packages import this module before torch). Measured on the 2-core bench VM, sa3-small's
 # 8 DiT steps (docs/benchmarks.md, "OpenMP barrier waits"):
 #   libgomp's default (spin 300,000 rounds, then sleep): quiet 2.6-3.1 s, a busy neighbour 9-11 s
-#   OMP_WAIT_POLICY=PASSIVE (sleep at once):              quiet 3.3-3.8 s, busy 5.0-5.2 s
-#   GOMP_SPINCOUNT=1000 (spin ~1 us, then sleep):          quiet 2.7-2.8 s, busy 5.5-5.7 s
+#   OMP_WAIT_POLICY=PASSIVE (sleep at once):              quiet 3.2-3.8 s, busy 5.0-5.3 s
+#   spin 1000 rounds (~1 us), then sleep:                  quiet 2.7-2.8 s, busy 5.5-5.9 s
 # A short spin keeps the quiet speed (the threads meet again within microseconds) and sleeps
-# before a neighbour needs the core. A user's own OMP_WAIT_POLICY or GOMP_SPINCOUNT wins.
-OPENMP_ENV = {"GOMP_SPINCOUNT": "1000"}
+# before a neighbour needs the core. GOMP_SPINCOUNT alone is not enough in the engine: libgomp
+# drops to 100 spins once it manages more threads than there are cores, and the engine has a
+# team per torch-calling thread (main, worker, prefetch). With OMP_WAIT_POLICY=ACTIVE that
+# fallback is 1000 spins too, and GOMP_SPINCOUNT still bounds the spin: ACTIVE here does not
+# mean spinning forever. A user's own OMP_WAIT_POLICY or GOMP_SPINCOUNT is left as set.
+OPENMP_ENV = {"OMP_WAIT_POLICY": "ACTIVE", "GOMP_SPINCOUNT": "1000"}
 
 
 def openmp_env(environ: dict | None = None) -> dict:
