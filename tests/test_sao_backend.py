@@ -57,7 +57,7 @@ def test_inpaint_exact_shape_joins_and_seeds(backend):
     task = Task("inpaint", SR, 2, 20000, 9001, audio, Grid(120), "drums", seed=5, variations=2, source_key="a")
     out = backend.inpaint(task, ctx)
     assert [o.shape for o in out] == [(2, 9001)] * 2 and all(o.dtype == np.float32 for o in out)
-    assert [s for s in steps if s.startswith("generate")] == [f"generate {k}/8" for k in range(1, 9)]
+    assert [s for s in steps if s.startswith("generate ")] == [f"generate {k}/8" for k in range(1, 9)]
     assert np.abs(out[0] - out[1]).max() > 1e-3             # variations differ
     # both edges start/end on the source (equal-power crossfade inside the region)
     for o in out:
@@ -94,6 +94,40 @@ def test_partial_encode_and_decode_match_whole(backend):
     md = backend.dec_margin
     sl = vae.decode(whole[..., a - md: b + md])[..., md * r:(md + b - a) * r]
     torch.testing.assert_close(sl, dec[..., a * r: b * r], atol=1e-5, rtol=1e-4)
+
+
+@torch.inference_mode()
+def test_full_size_margins_are_exact_and_the_smallest():
+    """On the full-size Oobleck VAE (random weights; the receptive field is structural), the computed
+    margins make a slice match a whole pass and one frame less does not: every frame of margin is
+    encoder or decoder work on each new region."""
+    from segue.engine.backends.sao_small.config import SaoConfig, sao_small_config
+    from segue.engine.backends.sao_small.oobleck import OobleckVAE, decoder_margin, encoder_margin
+
+    cfg = SaoConfig.from_dict(sao_small_config()).vae
+    torch.manual_seed(0)
+    vae = OobleckVAE(cfg).eval()
+    for mod in vae.modules():        # unit-gain weights: torch's default init fades the far field to
+        if isinstance(mod, (torch.nn.Conv1d, torch.nn.ConvTranspose1d)):      # float noise
+            fan_in = mod.weight[0].numel() if isinstance(mod, torch.nn.Conv1d) else mod.weight.shape[0] * mod.weight.shape[-1] // mod.stride[0]
+            torch.nn.init.normal_(mod.weight, std=fan_in ** -0.5)
+    r, m, md = cfg.downsampling_ratio, encoder_margin(cfg), decoder_margin(cfg)
+    assert (m, md) == (8, 10)
+    x = torch.randn(1, 2, (2 * md + 12) * r) * 0.3
+    a, b = md + 1, md + 11
+    whole = vae.encode(x)
+
+    def enc(k):
+        return vae.encode(x[..., (a - k) * r:(b + k) * r])[..., k: k + b - a]
+
+    def dec(k):
+        return vae.decode(whole[..., a - k: b + k])[..., k * r:(k + b - a) * r]
+
+    ref_z, ref_y = whole[..., a:b], vae.decode(whole)[..., a * r: b * r]
+    assert (enc(m) - ref_z).abs().max() < 1e-4 * ref_z.abs().max()
+    assert (enc(m - 1) - ref_z).abs().max() > 1e-4 * ref_z.abs().max()
+    err = [float((dec(k) - ref_y).abs().max() / ref_y.abs().max()) for k in (md, md - 1)]
+    assert err[0] < 1e-5 < 1e-4 < err[1], err
 
 
 def test_continue_mono_exact_and_continuous(backend):

@@ -328,6 +328,7 @@ class SaoSmallBackend(Backend):
         crossb, globb = cross.expand(b, -1, -1), glob.expand(b, -1)
         model = lambda xx, tt: self._dit_fn(xx, tt, crossb, globb, cfg_scale=self.cfg_scale).float()
         has_known = bool(keep.any())
+        ctx.progress(0.1, "generate")      # the stage timings count the steps from here
         return sample_pingpong(model, x, rf_schedule(self.steps), noise=noise,
                                known=known_b if has_known else None, keep=keep_d if has_known else None,
                                callback=lambda k, n: ctx.step(k, n, lo=0.1, hi=0.88))

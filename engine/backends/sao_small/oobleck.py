@@ -184,7 +184,9 @@ def encoder_margin(cfg: VaeConfig) -> int:
         convs += [(7, d, rate) for d in (1, 3, 9)] + [(2 * s, 1, rate)]
         rate *= s
     convs.append((3, 1, rate))
-    return math.ceil(_radius(convs) / cfg.downsampling_ratio) + 1
+    # no extra frame: on the full-size model 8 frames (radius 7.77) match a whole-file encode to float
+    # rounding (5.8e-6 relative, as 9 does) and 7 do not (5e-4); tests/test_sao_backend.py checks both
+    return math.ceil(_radius(convs) / cfg.downsampling_ratio)
 
 
 def decoder_margin(cfg: VaeConfig) -> int:
@@ -198,4 +200,4 @@ def decoder_margin(cfg: VaeConfig) -> int:
         rate //= s
         convs += [(7, dl, rate) for dl in (1, 3, 9)]
     convs.append((7, 1, 1))
-    return math.ceil(_radius(convs) / ratio) + 1
+    return math.ceil(_radius(convs) / ratio)      # full size: 10 frames exact (3.8e-5, as 11), 9 not (9e-3)
