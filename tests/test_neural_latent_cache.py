@@ -47,7 +47,7 @@ def test_align_and_bounds():
     seen = []
     cache = LatentCache(lambda a: enc(a), HOP, 3, margin=2, model_sr=48000, align=4)
     orig = cache._encode_run
-    cache._encode_run = lambda s, a, b: (seen.append((a, b)), orig(s, a, b))[1]
+    cache._encode_run = lambda s, a, b, **k: (seen.append((a, b)), orig(s, a, b, **k))[1]
     src = cache.source(None, np.ones((1, 30 * HOP), np.float32), 48000)
     assert src.audio.shape == (2, 30 * HOP)                        # mono duplicated
     cache.frames(src, 25, 40)                                      # clipped to the file
@@ -148,3 +148,28 @@ def test_merge_runs():
     assert merge_runs([(0, 5), (8, 10), (30, 31)], 4) == [(0, 10), (30, 31)]
     assert merge_runs([(0, 5), (9, 10)], 4) == [(0, 5), (9, 10)]
     assert merge_runs([], 4) == []
+
+
+def test_open_edges_encode_no_margin_outside_the_canvas_and_cache_only_exact_frames():
+    enc = toy_encoder()
+    lengths = []
+    cache = LatentCache(lambda a: (lengths.append(a.shape[-1] // HOP), enc(a))[1], HOP, 3, margin=2, model_sr=48000)
+    audio = np.random.default_rng(1).standard_normal((2, 100 * HOP)).astype(np.float32)
+    src = cache.source("open", audio, 48000)
+    whole = enc(torch.from_numpy(src.audio[None]))[0]
+    keep = np.ones(20, np.float32)
+    keep[8:11] = 0                                                   # a region in the middle of canvas 40-60
+    z = cache.window(src, 40, keep, open_edges=True)
+    assert lengths == [20]                                           # one run, no audio outside the canvas
+    torch.testing.assert_close(z[:, 2:8], whole[:, 42:48])           # a margin in from the edges: exact
+    torch.testing.assert_close(z[:, 11:18], whole[:, 51:58])
+    assert not torch.allclose(z[:, :2], whole[:, 40:42])             # the edge frames: as a window encode
+    assert src.have[42:58].all() and not src.have[40:42].any() and not src.have[58:60].any()
+    torch.testing.assert_close(cache.window(src, 40, keep, open_edges=True), z)   # a re-roll of that canvas:
+    assert lengths == [20]                                                         # nothing encoded
+    z2 = cache.window(src, 36, np.ones(8, np.float32))               # later, 40-41 inside a canvas: exact
+    torch.testing.assert_close(z2, whole[:, 36:44])
+    assert src.have[36:44].all()
+    s = cache.source("edge", audio, 48000)                           # the file's own edge is exact
+    cache.window(s, 0, np.ones(10, np.float32), open_edges=True)
+    assert s.have[:8].all() and not s.have[8:10].any()

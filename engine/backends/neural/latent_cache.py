@@ -18,7 +18,7 @@ Storage is engine/cache.py's ByteCache (LRU bounded in bytes).
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -38,6 +38,9 @@ class SourceLatents:
     latents: torch.Tensor      # (latent_dim, frames) float32
     have: torch.Tensor         # (frames,) bool: frame encoded
     edited: np.ndarray | None = None   # (frames,) bool: inside an edited region (prefetched last)
+    # frames next to a canvas's open outer edge (LatentCache.window, open_edges): {("L", lo) or
+    # ("R", hi): (first frame, (latent_dim, k) latents)}, so a re-roll of that canvas encodes nothing
+    open_edges: dict = field(default_factory=dict)
 
     @property
     def frames(self) -> int:
@@ -93,33 +96,63 @@ class LatentCache:
 
     @torch.inference_mode()
     def window(self, src: SourceLatents, wa: int, keep: np.ndarray,
-               check: Callable[[], None] | None = None) -> torch.Tensor:
+               check: Callable[[], None] | None = None, open_edges: bool = False) -> torch.Tensor:
         """Latents of a canvas of latent frames [wa, wa + len(keep)): the kept frames (keep (n,) > 0)
         from the source, zeros elsewhere -> (latent_dim, n) float32. Missing kept frames are encoded
-        in as few encoder frames as possible: runs closer than two margins are encoded as one."""
+        in as few encoder frames as possible: runs closer than two margins are encoded as one.
+
+        open_edges: a missing run that reaches the canvas's outer edge is encoded without receptive
+        field beyond that edge, as the official pipelines encode their whole window in one pass (the
+        encoder's padding stands in for the audio outside). The frames within a margin of such an
+        edge serve this canvas only; they are not cached, so a later canvas that holds them inside
+        encodes them exactly. Saves a margin of encoder work at each outer edge of a new region."""
         n = len(keep)
         out = torch.zeros(self.latent_dim, n)
         spans = [(max(wa + a, 0), min(wa + b, src.frames)) for a, b in runs(np.asarray(keep) > 0)]
         spans = [(a, b) for a, b in spans if a < b]
+        lo, hi = max(wa, 0), min(wa + n, src.frames)
         with self.lock:
-            missing = [(a + r0, a + r1) for a, b in spans for r0, r1 in runs(~src.have[a:b].numpy())]
+            edges = {k: src.open_edges[k] for k in (("L", lo), ("R", hi)) if open_edges and k in src.open_edges}
+            usable = src.have.clone()
+            for f0, z in edges.values():
+                usable[f0:f0 + z.shape[1]] = True
+            missing = [(a + r0, a + r1) for a, b in spans for r0, r1 in runs(~usable[a:b].numpy())]
             for r0, r1 in merge_runs(missing, 2 * self.margin):
                 if check is not None:
                     check()
-                self._encode_run(src, r0, r1)
-        for a, b in spans:
-            out[:, a - wa:b - wa] = src.latents[:, a:b]
+                left, right = open_edges and r0 == lo, open_edges and r1 == hi
+                e0, e1 = self._encode_run(src, r0, r1, open_left=left, open_right=right)
+                if left and e0 > r0:
+                    edges[("L", lo)] = src.open_edges[("L", lo)] = (r0, src.latents[:, r0:e0].clone())
+                if right and e1 < r1:
+                    edges[("R", hi)] = src.open_edges[("R", hi)] = (e1, src.latents[:, e1:r1].clone())
+            for a, b in spans:
+                out[:, a - wa:b - wa] = src.latents[:, a:b]
+            for f0, z in edges.values():            # where no exact frame exists (yet)
+                for i in range(z.shape[1]):
+                    f = f0 + i
+                    if lo <= f < hi and not src.have[f] and keep[f - wa] > 0:
+                        out[:, f - wa] = z[:, i]
+            while len(src.open_edges) > 64:         # a few KB each; keep the latest canvases'
+                src.open_edges.pop(next(iter(src.open_edges)))
         return out
 
-    def _encode_run(self, src: SourceLatents, r0: int, r1: int) -> None:
+    def _encode_run(self, src: SourceLatents, r0: int, r1: int, open_left: bool = False,
+                    open_right: bool = False) -> tuple[int, int]:
+        """Encode frames [r0, r1) with `margin` frames of audio each side (none on an open side) and
+        mark as cached the frames that equal a whole-file encode: every frame with a full margin of
+        real audio on both sides, or the file's own edge. -> (e0, e1), those frames."""
         m, total = self.margin, src.frames
-        s0 = max(r0 - m, 0) // self.align * self.align
-        s1 = min(r1 + m, total)
+        s0 = (r0 if open_left else max(r0 - m, 0)) // self.align * self.align
+        s1 = r1 if open_right else min(r1 + m, total)
         audio = torch.from_numpy(src.audio[None, :, s0 * self.hop: s1 * self.hop])
         z = self.encode(audio)[0].float().cpu()
         src.latents[:, r0:r1] = z[:, r0 - s0: r1 - s0]
-        src.have[r0:r1] = True
+        e0 = r0 if s0 == 0 or r0 - s0 >= m else min(s0 + m, r1)
+        e1 = r1 if s1 == total or s1 - r1 >= m else max(s1 - m, e0)
+        src.have[e0:e1] = True
         self.encoded_frames += r1 - r0
+        return e0, e1
 
     @torch.inference_mode()
     def prefetch(self, src: SourceLatents, chunk: int = 32, should_stop: Callable[[], bool] = lambda: False,

@@ -277,7 +277,7 @@ class Sa3SmallBackend(Backend):
         latents = torch.zeros(self.cfg.ae.latent_dim, wb - wa)
         if mask_np.any():
             ctx.progress(0.04, "encode")
-            latents = self.cache.window(src, wa, mask_np, ctx.check)
+            latents = self.cache.window(src, wa, mask_np, ctx.check, open_edges=True)
         mask = torch.from_numpy(mask_np)
         keep = None if valid is None else (torch.arange(wb - wa) < valid)
         ctx.progress(0.06, "text")

@@ -247,7 +247,7 @@ class SaoSmallBackend(Backend):
         known_lat = torch.zeros(self.cfg.vae.latent_dim, wb - wa)
         if keep_np.any():
             ctx.progress(0.05, "encode")
-            known_lat = self.cache.window(src, wa, keep_np, ctx.check)
+            known_lat = self.cache.window(src, wa, keep_np, ctx.check, open_edges=True)
         keep = torch.from_numpy(keep_np)[None, None]
         lat = self._sample(task, ctx, known_lat, keep, (wb - wa) * ratio / sr)
         ctx.progress(0.9, "decode")
