@@ -49,6 +49,8 @@ def test_dit_forward_matches(pair):
     out = ours.dit(x, t, cross, glob)
     assert ref.abs().max() > 1e-3 and rel(ref, x) > 0.1      # the network does something
     assert rel(out, ref) < TOL
+    # cross-attention keys/values computed once per trajectory (DiT.prepare): the same network
+    assert rel(ours.dit(x, t, cross, glob, prepared=ours.dit.prepare(cross)), ref) < TOL
 
 
 def test_dit_cfg_matches(pair):
@@ -58,6 +60,7 @@ def test_dit_cfg_matches(pair):
     plain = sat.model(x, t, cross_attn_cond=cross, global_cond=glob, cfg_scale=1.0)
     assert rel(ref, plain) > 1e-2                               # guidance changes the output
     assert rel(ours.dit(x, t, cross, glob, cfg_scale=4.0), ref) < TOL
+    assert rel(ours.dit(x, t, cross, glob, cfg_scale=4.0, prepared=ours.dit.prepare(cross, 4.0)), ref) < TOL
 
 
 def test_dit_changes_with_a_weight(pair):

@@ -326,7 +326,8 @@ class SaoSmallBackend(Backend):
         known_b = known[None].expand(b, -1, -1).to(dev)
         keep_d = keep.to(dev)
         crossb, globb = cross.expand(b, -1, -1), glob.expand(b, -1)
-        model = lambda xx, tt: self._dit_fn(xx, tt, crossb, globb, cfg_scale=self.cfg_scale).float()
+        prepared = self.model.dit.prepare(crossb, self.cfg_scale)          # cross-attention k, v once
+        model = lambda xx, tt: self._dit_fn(xx, tt, crossb, globb, cfg_scale=self.cfg_scale, prepared=prepared).float()
         has_known = bool(keep.any())
         ctx.progress(0.1, "generate")      # the stage timings count the steps from here
         return sample_pingpong(model, x, rf_schedule(self.steps), noise=noise,
