@@ -23,13 +23,19 @@ def toy_encoder(margin_taps: int = 2):
     return encode
 
 
-def test_slices_equal_whole_and_overlap_encodes_only_the_difference():
+def counted_cache(seed: int, key: str):
+    """-> (cache over the toy encoder, its source of 100 frames of noise, the whole-file latents, the
+    list of encoder call lengths in frames, the audio)."""
     enc = toy_encoder()
     calls = []
     cache = LatentCache(lambda a: (calls.append(a.shape[-1] // HOP), enc(a))[1], HOP, 3, margin=2, model_sr=48000)
-    audio = np.random.default_rng(0).standard_normal((2, 100 * HOP)).astype(np.float32)
-    src = cache.source("file", audio, 48000)
-    whole = enc(torch.from_numpy(src.audio[None]))[0]
+    audio = np.random.default_rng(seed).standard_normal((2, 100 * HOP)).astype(np.float32)
+    src = cache.source(key, audio, 48000)
+    return cache, src, enc(torch.from_numpy(src.audio[None]))[0], calls, audio
+
+
+def test_slices_equal_whole_and_overlap_encodes_only_the_difference():
+    cache, src, whole, calls, audio = counted_cache(0, "file")
     z = cache.frames(src, 40, 50)
     torch.testing.assert_close(z, whole[:, 40:50])
     assert cache.encoded_frames == 10
@@ -151,12 +157,7 @@ def test_merge_runs():
 
 
 def test_open_edges_encode_no_margin_outside_the_canvas_and_cache_only_exact_frames():
-    enc = toy_encoder()
-    lengths = []
-    cache = LatentCache(lambda a: (lengths.append(a.shape[-1] // HOP), enc(a))[1], HOP, 3, margin=2, model_sr=48000)
-    audio = np.random.default_rng(1).standard_normal((2, 100 * HOP)).astype(np.float32)
-    src = cache.source("open", audio, 48000)
-    whole = enc(torch.from_numpy(src.audio[None]))[0]
+    cache, src, whole, lengths, audio = counted_cache(1, "open")
     keep = np.ones(20, np.float32)
     keep[8:11] = 0                                                   # a region in the middle of canvas 40-60
     z = cache.window(src, 40, keep, open_edges=True)
