@@ -238,3 +238,27 @@ def test_sao_checkpoint_given_to_sa3_and_the_reverse(folder, tmp_path):
     with pytest.raises(SegueError) as e:
         b.load()
     assert e.value.code == "model_invalid" and "sa3-small" in e.value.message
+
+
+def test_t5gemma_runs_on_the_real_tokens_only_with_the_same_result(folder):
+    """The prompt encoder sees only the real tokens (not max_length); the embeddings equal a run over
+    the whole padded sequence, for right- and left-padding tokenizers alike."""
+    b = make(folder)
+    p = b.model.prompt
+    texts = ["tight funk drums, 120 BPM", "pad"]
+    seen = []
+    real = p.encoder.forward
+    p.encoder.forward = lambda **k: (seen.append(k["input_ids"].shape[1]), real(**k))[1]
+    try:
+        emb, mask = p(texts)
+        assert seen[-1] == int(mask.sum(1).max()) < mask.shape[1]
+        tok = p.tokenizer(texts, truncation=True, max_length=p.max_length, padding="max_length", return_tensors="pt")
+        whole = real(input_ids=tok["input_ids"], attention_mask=tok["attention_mask"].bool())["last_hidden_state"]
+        torch.testing.assert_close(emb, p.apply_padding(whole, mask), atol=1e-5, rtol=1e-4)
+        p.tokenizer.padding_side = "left"
+        emb_left, mask_left = p(texts)
+        assert seen[-1] == mask.shape[1]                                  # left pads: the whole sequence
+        assert torch.equal(mask_left.sum(1), mask.sum(1))
+    finally:
+        p.encoder.forward = real
+        p.tokenizer.padding_side = "right"

@@ -366,10 +366,11 @@ class Sa3SmallBackend(Backend):
 
 def text_dtype(precision: str, dit_dtype: torch.dtype, device: torch.device) -> torch.dtype:
     """T5Gemma's dtype for `text_precision` (auto | fp32 | bf16 | fp16). auto: bf16 when the DiT runs in
-    bf16, else fp32. Gemma models are trained in bf16 and the embeddings feed the DiT's bf16
-    cross-attention anyway; on the full-size stand-in bf16 takes T5Gemma from 0.37 to 0.17 s per prompt
-    on 2 CPU cores, 1.5% relative difference (docs/benchmarks.md). fp32 beside an fp16 DiT: Gemma's
-    activations overflow fp16. Raises SegueError("bad_precision")."""
+    bf16, else fp32. Gemma models are trained in bf16, the embeddings feed the DiT's bf16
+    cross-attention anyway and the 256k-token embedding table takes half the memory; on the full-size
+    stand-in (2 CPU cores) a prompt takes 0.04 s instead of 0.08 s, 1.5% relative difference
+    (docs/sa3-small.md). fp32 beside an fp16 DiT: Gemma's activations overflow fp16.
+    Raises SegueError("bad_precision")."""
     if (precision or "auto").lower() == "auto":
         return torch.bfloat16 if dit_dtype == torch.bfloat16 else torch.float32
     return runtime.pick_dtypes(precision, device)[0]
