@@ -295,3 +295,23 @@ def test_prefetch_waits_its_grace_delay_so_a_quick_reroll_does_not_queue_behind_
         assert not bool(src.have.all())
     finally:
         b.close()
+
+
+def test_t5_runs_on_the_real_tokens_only_with_the_same_result(backend):
+    """T5 sees only the prompt's real tokens; the (zero-padded) embeddings equal a run over all
+    max_length positions, as SAT computes them."""
+    text = backend.text
+    seen = []
+    real = text.model.forward
+    text.model.forward = lambda **k: (seen.append(k["input_ids"].shape[1]), real(**k))[1]
+    try:
+        prompts = ["ab", "x"]                                    # shorter than max_length (6 here)
+        emb = text.embed(prompts)
+        tok = text.tokenizer(prompts, truncation=True, max_length=text.max_length, padding="max_length",
+                             return_tensors="pt")
+        mask = tok["attention_mask"]
+        assert seen == [int(mask.sum(1).max())] and seen[0] < text.max_length
+        whole = real(input_ids=tok["input_ids"], attention_mask=mask.bool())["last_hidden_state"].float()
+        torch.testing.assert_close(emb, whole * mask[..., None].float(), atol=1e-5, rtol=1e-4)
+    finally:
+        text.model.forward = real

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from ...cache import ByteCache
+from ..neural.prompt import encode_real_tokens
 from .config import ConditioningConfig
 
 
@@ -78,7 +79,7 @@ class TextEncoder:
                                  padding="max_length", return_tensors="pt")
             dev = next(self.model.parameters()).device
             ids, mask = enc["input_ids"].to(dev), enc["attention_mask"].to(dev)
-            h = self.model(input_ids=ids, attention_mask=mask.bool())["last_hidden_state"].float()
+            h = encode_real_tokens(self.model, ids, mask.bool()).float()     # pads: zeros, as SAT's mask makes them
             h = h * mask[..., None].float()
             for p, e in zip(missing, h):
                 got[p] = e = e.clone()          # its own storage: the cache counts its bytes
