@@ -315,3 +315,26 @@ def test_t5_runs_on_the_real_tokens_only_with_the_same_result(backend):
         torch.testing.assert_close(emb, whole * mask[..., None].float(), atol=1e-5, rtol=1e-4)
     finally:
         text.model.forward = real
+
+
+@torch.inference_mode()
+def test_packed_conv_weights_are_the_same_numbers(backend):
+    """The loader stores the VAE's conv weights in the layout the layers read (channels-last rows);
+    encode and decode are bit-identical to plain contiguous weights."""
+    from segue.engine.backends.sao_small.oobleck import Conv1d, ConvTranspose1d
+
+    vae = backend.model.vae
+    convs = [m for m in vae.modules() if isinstance(m, (Conv1d, ConvTranspose1d))]
+    assert convs and all(m.weight.unsqueeze(2).is_contiguous(memory_format=torch.channels_last) for m in convs)
+    assert not any(m.weight.is_contiguous() for m in convs if m.weight.shape[-1] > 1 and m.weight.shape[1] > 1)
+    x = torch.from_numpy(tone(8 * backend.ratio, sr=44100)[None])
+    z, y = vae.encode(x), vae.decode(torch.randn(1, vae.cfg.latent_dim, 4, generator=torch.Generator().manual_seed(0)))
+    saved = [m.weight.data for m in convs]
+    try:
+        for m in convs:
+            m.weight.data = m.weight.data.contiguous()
+        assert torch.equal(vae.encode(x), z)
+        assert torch.equal(vae.decode(torch.randn(1, vae.cfg.latent_dim, 4, generator=torch.Generator().manual_seed(0))), y)
+    finally:
+        for m, w in zip(convs, saved):
+            m.weight.data = w

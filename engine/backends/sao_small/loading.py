@@ -24,7 +24,7 @@ from ..neural.hub import locate
 from .conditioners import SecondsConditioner
 from .config import SaoConfig
 from .dit import DiT
-from .oobleck import OobleckVAE
+from .oobleck import OobleckVAE, pack_conv_weights
 
 REPO_ID = "stabilityai/stable-audio-open-small"
 CHECKPOINT_NAMES = ("model.safetensors", "model.ckpt")
@@ -199,6 +199,7 @@ def load_model(folder: str | Path, dit_dtype=torch.float32, vae_dtype=torch.floa
         tensors[slot.ours] = t.to(device=device, dtype=dt)
     model.load_state_dict(tensors, strict=True, assign=True)
     model.eval().requires_grad_(False)
+    pack_conv_weights(model.vae)
     meta = {"checkpoint": str(ckpt), "stored_dtypes": sorted(reader.dtypes()), "config": cfg}
     return model, meta
 
