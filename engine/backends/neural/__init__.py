@@ -27,14 +27,16 @@ import os as _os
 OPENMP_ENV = {"OMP_WAIT_POLICY": "ACTIVE", "GOMP_SPINCOUNT": "1000"}
 
 
+def _user_chose(env) -> bool:
+    return "OMP_WAIT_POLICY" in env or "GOMP_SPINCOUNT" in env
+
+
 def openmp_env(environ: dict | None = None) -> dict:
     """`environ` (default os.environ) with the engine's OpenMP wait settings added unless the user set
     any; a new dict. The benches give their reference processes the same."""
     env = dict(_os.environ if environ is None else environ)
-    if "OMP_WAIT_POLICY" not in env and "GOMP_SPINCOUNT" not in env:
-        env.update(OPENMP_ENV)
-    return env
+    return env if _user_chose(env) else {**env, **OPENMP_ENV}
 
 
-if "OMP_WAIT_POLICY" not in _os.environ and "GOMP_SPINCOUNT" not in _os.environ:
+if not _user_chose(_os.environ):
     _os.environ.update(OPENMP_ENV)

@@ -1,9 +1,10 @@
 """Encoded latent frames per source (file content and rate), reused by every later edit that overlaps.
 
-    cache = LatentCache(encode, hop=2048, latent_dim=64, margin=9, model_sr=44100)
+    cache = LatentCache(encode, hop=2048, latent_dim=64, margin=8, model_sr=44100)
     src = cache.source(task.source_key, task.audio, task.sr)   # resampled once, kept per file
     z = cache.frames(src, wa, wb)                               # (latent_dim, wb - wa) float32
     z = cache.window(src, wa, keep)          # a canvas: kept frames (keep > 0) from the file, zeros elsewhere
+    z = cache.window(src, wa, keep, open_edges=True)   # the same, no receptive field beyond the canvas
 
 Each source keeps a latent array for the whole file and a per-frame "have"
 flag: a request encodes only the frames it needs that no earlier request
