@@ -44,6 +44,16 @@ MAX_RENDER_BYTES = 4 << 30          # all variations of one request together, as
 class Plan:
     task: Task
     out_frames: int                 # samples in each written file (the protocol's exact length)
+    window: tuple[int, int] | None = None   # source samples [lo, hi) the task needs, while not yet read
+
+
+def read_window(plan: Plan, source, check=None) -> Plan:
+    """The plan with its task's audio: the window that make_task(read=False) chose, read once.
+    A plan whose audio is already read (or that needs none: generate) comes back as it is."""
+    if plan.window is None:
+        return plan
+    lo, hi = plan.window
+    return Plan(_windowed(plan.task, source, lo, hi, check), plan.out_frames)
 
 
 def _too_long(message: str) -> SegueError:
@@ -126,13 +136,15 @@ def _windowed(task: Task, source, lo: int, hi: int, check=None) -> Task:
 
 
 def make_task(req: Request, source: Source | None, backend: str = "",
-              caps: Capabilities | None = None, check=None) -> Plan:
+              caps: Capabilities | None = None, check=None, read: bool = True) -> Plan:
     """The one function from a request (seconds) and its opened source to the backend's Task (samples).
 
     `source` (audio_io.SourceFile or Source) is at `source.sr`, the output rate; `backend` (the name
     of the backend that will run it) picks its own `NAME.KEY` options into Task.options. The task's
     `audio` is the window `context_window` gives for `caps` (positions relative to it, and
-    `Task.window_start` says where the window starts in the source).
+    `Task.window_start` says where the window starts in the source). With `read=False` nothing is read:
+    the task's audio is None, regions are absolute in the source, and `Plan.window` holds the window
+    for `read_window` (so the engine can still change its mind about the backend for free).
     Raises SegueError: bad_region (span outside the audio, or shorter than a sample), too_long.
     """
     common = dict(grid=req.grid, prompt=req.prompt, seed=req.seed, variations=req.variations,
@@ -159,8 +171,8 @@ def make_task(req: Request, source: Source | None, backend: str = "",
         check_output_size(length, source.channels, req.variations)
         task = Task(kind="inpaint", sr=sr, channels=source.channels, start_sample=start, frames=frames,
                     source_key=source.key, regions=regions, **common)
-        lo, hi = context_window("inpaint", start, frames, n, sr, caps)
-        return Plan(_windowed(task, source, lo, hi, check), length)
+        plan = Plan(task, length, context_window("inpaint", start, frames, n, sr, caps))
+        return read_window(plan, source, check) if read else plan
     at = round_half_up(req.at * sr)
     if at > n + END_SLACK_SAMPLES:
         raise SegueError("bad_region", f"at {req.at:g} s lies past the end of the file ({seconds:.6f} s)")
@@ -172,8 +184,8 @@ def make_task(req: Request, source: Source | None, backend: str = "",
     check_output_size(frames, source.channels, req.variations)
     task = Task(kind="continue", sr=sr, channels=source.channels, start_sample=at, frames=frames,
                 source_key=source.key, **common)
-    lo, hi = context_window("continue", at, frames, n, sr, caps)
-    return Plan(_windowed(task, source, lo, hi, check), frames)
+    plan = Plan(task, frames, context_window("continue", at, frames, n, sr, caps))
+    return read_window(plan, source, check) if read else plan
 
 
 def _need_samples(frames: int, what: str) -> None:

@@ -234,10 +234,17 @@ def test_submit_touches_no_file_the_worker_does(tmp_path, monkeypatch):
     assert {thread for _, thread in calls} == {"segue-worker"}, calls
 
 
-def test_hit_remove_on_a_short_selection_is_served_by_dsp(tmp_path):
+def test_hit_remove_on_a_short_selection_is_served_by_dsp(tmp_path, monkeypatch):
     """A backend that cannot remove hits (a generative one would only make another hit) hands a short
-    `hit remove` selection to dsp; `hit replace` and longer selections stay with it."""
+    `hit remove` selection to dsp; `hit replace` and longer selections stay with it. Either way the
+    source's window is read once, for the backend that runs the request."""
+    from segue.engine.audio_io import SourceFile
     from segue.engine.backends.dsp import DspBackend
+
+    reads = []
+    real_window = SourceFile.window
+    monkeypatch.setattr(SourceFile, "window", lambda self, lo, hi, check=None:
+                        reads.append((lo, hi)) or real_window(self, lo, hi, check))
 
     eng = Engine({"echo": Echo(), "dsp": DspBackend()}, OutputRoots(default=tmp_path / "out"))
     eng.start()
@@ -246,8 +253,10 @@ def test_hit_remove_on_a_short_selection_is_served_by_dsp(tmp_path):
         x, _ = read_audio(src)
         a, b = 22050, 22050 + int(0.09 * 22050)
         for hit, routed in (("remove", True), ("replace", False)):
+            reads.clear()
             got = run(eng, Request(kind="inpaint", id=f"h-{hit}", src=str(src), start=a / 22050, end=b / 22050,
                                    hit=hit))
+            assert len(reads) == 1, (hit, reads)
             kind, args = got[-1]
             assert kind == "done", got
             y, _ = read_audio(args[1])
