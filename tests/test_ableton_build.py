@@ -117,5 +117,28 @@ def test_patch_wiring(built):
         == (1, 65535, [9137])    # the engine's port, settable in the device (saved with the set)
     host = next(b for b in bx.values() if b.get("varname") == "segue_host")
     assert host["maxclass"] == "textedit" and host["text"] == "127.0.0.1"
+    # every text field (prompt, host, a backend per action) is saved with the Live set: a blob parameter
+    # (Max's parameter_type 3: text, not automatable), each under its own long name
+    fields = [b for b in bx.values() if b["maxclass"] == "textedit"]
+    assert len(fields) == 5
+    names = [b["saved_attribute_attributes"]["valueof"]["parameter_longname"] for b in fields]
+    assert all(b.get("parameter_enable") == 1 for b in fields) and len(set(names)) == 5, names
+    assert all(b["saved_attribute_attributes"]["valueof"]["parameter_type"] == 3 for b in fields)
+    assert host["saved_attribute_attributes"]["valueof"]["parameter_initial"] == ["127.0.0.1"]
+    # once loaded (live.thisdevice, after Live restored the parameters), each field is banged so its text
+    # reaches the js, and before the js's own init bang: a trigger fires its outlets right to left
+    outs = {}
+    for l in patcher["patcher"]["lines"]:
+        (src, o), (dst, _) = l["patchline"]["source"], l["patchline"]["destination"]
+        outs.setdefault(src, []).append((o, dst))
+    load = next(dst for o, dst in outs[by_text["live.thisdevice"]])
+    assert bx[load]["text"].startswith("t ")
+    js_outlet = next(o for o, dst in outs[load] if dst == js)
+    banged = {}
+    for o, dst in outs[load]:
+        for _, d in outs.get(dst, []) if bx[dst].get("text", "").startswith("t ") else [(o, dst)]:
+            banged[d] = o
+    assert {b["id"] for b in fields} <= set(banged), banged
+    assert all(banged[b["id"]] > js_outlet for b in fields)
     assert patcher["patcher"]["openinpresentation"] == 1
     assert all("presentation_rect" in b for b in bx.values() if b["maxclass"] in ("live.text", "live.numbox", "textedit"))

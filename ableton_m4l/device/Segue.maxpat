@@ -84,15 +84,16 @@
      "id": "obj-4",
      "maxclass": "newobj",
      "numinlets": 1,
-     "numoutlets": 2,
+     "numoutlets": 3,
      "patching_rect": [
       150.0,
       50.0,
       40.0,
       22.0
      ],
-     "text": "t b b",
+     "text": "t b b b",
      "outlettype": [
+      "bang",
       "bang",
       "bang"
      ]
@@ -858,7 +859,18 @@
      ],
      "keymode": 1,
      "lines": 1,
-     "outputmode": 1
+     "outputmode": 1,
+     "varname": "segue_prompt",
+     "parameter_enable": 1,
+     "bangmode": 1,
+     "saved_attribute_attributes": {
+      "valueof": {
+       "parameter_longname": "segue_prompt",
+       "parameter_shortname": "Prompt",
+       "parameter_type": 3,
+       "parameter_invisible": 1
+      }
+     }
     }
    },
    {
@@ -1108,7 +1120,21 @@
      "lines": 1,
      "keymode": 1,
      "text": "127.0.0.1",
-     "varname": "segue_host"
+     "varname": "segue_host",
+     "parameter_enable": 1,
+     "bangmode": 1,
+     "saved_attribute_attributes": {
+      "valueof": {
+       "parameter_longname": "segue_host",
+       "parameter_shortname": "Host",
+       "parameter_type": 3,
+       "parameter_invisible": 1,
+       "parameter_initial_enable": 1,
+       "parameter_initial": [
+        "127.0.0.1"
+       ]
+      }
+     }
     }
    },
    {
@@ -1429,7 +1455,17 @@
      "lines": 1,
      "keymode": 1,
      "text": "",
-     "varname": "segue_backend_inpaint"
+     "varname": "segue_backend_inpaint",
+     "parameter_enable": 1,
+     "bangmode": 1,
+     "saved_attribute_attributes": {
+      "valueof": {
+       "parameter_longname": "segue_backend_inpaint",
+       "parameter_shortname": "Inpaint backend",
+       "parameter_type": 3,
+       "parameter_invisible": 1
+      }
+     }
     }
    },
    {
@@ -1479,7 +1515,17 @@
      "lines": 1,
      "keymode": 1,
      "text": "",
-     "varname": "segue_backend_continue"
+     "varname": "segue_backend_continue",
+     "parameter_enable": 1,
+     "bangmode": 1,
+     "saved_attribute_attributes": {
+      "valueof": {
+       "parameter_longname": "segue_backend_continue",
+       "parameter_shortname": "Continue backend",
+       "parameter_type": 3,
+       "parameter_invisible": 1
+      }
+     }
     }
    },
    {
@@ -1529,7 +1575,17 @@
      "lines": 1,
      "keymode": 1,
      "text": "",
-     "varname": "segue_backend_generate"
+     "varname": "segue_backend_generate",
+     "parameter_enable": 1,
+     "bangmode": 1,
+     "saved_attribute_attributes": {
+      "valueof": {
+       "parameter_longname": "segue_backend_generate",
+       "parameter_shortname": "Generate backend",
+       "parameter_type": 3,
+       "parameter_invisible": 1
+      }
+     }
     }
    },
    {
@@ -1546,6 +1602,28 @@
       820.0,
       686.0,
       110.0,
+      22.0
+     ]
+    }
+   },
+   {
+    "box": {
+     "id": "obj-64",
+     "maxclass": "newobj",
+     "text": "t b b b b b",
+     "numinlets": 1,
+     "numoutlets": 5,
+     "outlettype": [
+      "bang",
+      "bang",
+      "bang",
+      "bang",
+      "bang"
+     ],
+     "patching_rect": [
+      200.0,
+      90.0,
+      120.0,
       22.0
      ]
     }
@@ -1584,18 +1662,6 @@
      ],
      "destination": [
       "obj-4",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-4",
-      1
-     ],
-     "destination": [
-      "obj-5",
       0
      ]
     }
@@ -2196,6 +2262,90 @@
      ],
      "destination": [
       "obj-63",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-4",
+      2
+     ],
+     "destination": [
+      "obj-5",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-4",
+      1
+     ],
+     "destination": [
+      "obj-64",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-64",
+      0
+     ],
+     "destination": [
+      "obj-35",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-64",
+      1
+     ],
+     "destination": [
+      "obj-46",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-64",
+      2
+     ],
+     "destination": [
+      "obj-58",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-64",
+      3
+     ],
+     "destination": [
+      "obj-60",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-64",
+      4
+     ],
+     "destination": [
+      "obj-62",
       0
      ]
     }

@@ -76,11 +76,18 @@ function sr(v) { state.sr = Math.round(v); }
 function bars(v) { state.bars = Math.max(1, Math.min(32, Math.round(v))); }
 function variations(v) { state.variations = Math.max(1, Math.min(4, Math.round(v))); }
 function seed(v) { state.seed = Math.max(0, Math.round(v)); }
-function prompt() { state.prompt = arrayfromargs(arguments).join(" "); }
+// The text fields (prompt, host, backends) are Live parameters of the blob type, saved with the set;
+// the device bangs them once it is loaded, so their restored text arrives here like typed text. An
+// empty field may answer that bang with a bare "bang": that means no text.
+function fieldText(args) {
+    var words = arrayfromargs(args);
+    return (words.length === 1 && words[0] === "bang") ? "" : words.join(" ");
+}
+function prompt() { state.prompt = fieldText(arguments); }
 function backend(name) { state.backend = name ? String(name) : ""; }
-function backend_inpaint(name) { state.backends.inpaint = name ? String(name) : ""; }
-function backend_continue(name) { state.backends["continue"] = name ? String(name) : ""; }
-function backend_generate(name) { state.backends.generate = name ? String(name) : ""; }
+function backend_inpaint() { state.backends.inpaint = fieldText(arguments); }
+function backend_continue() { state.backends["continue"] = fieldText(arguments); }
+function backend_generate() { state.backends.generate = fieldText(arguments); }
 // live.menu sends the item index (0 replace, 1 remove); a symbol works too.
 function hit(v) { state.hit = (v === 1 || v === "remove") ? "remove" : "replace"; }
 function locator_regions(v) { state.locatorRegions = v ? 1 : 0; }
@@ -91,8 +98,8 @@ function init_paths() {
 }
 
 // Host and port of the engine (the device's fields): [udpsend] is told at once.
-function engine_host(name) {
-    var h = name ? String(name) : "127.0.0.1";
+function engine_host() {
+    var h = fieldText(arguments) || "127.0.0.1";
     state.host = h;
     outlet(0, "host", h);
     state.lastReply = 0; state.lastStatusSent = 0; state.engineUp = false;

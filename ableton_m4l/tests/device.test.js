@@ -178,6 +178,31 @@ test("device: hit mode, a backend per action, locator regions", () => {
     assert.equal(optsOf(c, 5).hit, undefined);
 });
 
+test("device: text fields restored with the set reach the requests; an empty field's bare bang is no text", () => {
+    const { max } = setup([12, 2, 0]);
+    connect(max);
+    // what the load bangs deliver: a restored prompt and inpaint backend, empty others, a restored host
+    max.send("prompt", "dusty", "breakbeat");
+    max.send("backend_inpaint", "sa3-small");
+    max.send("backend_continue", "bang");
+    max.send("engine_host", "bang");
+    const sent = max.take(0);
+    assert.deepEqual(sent.filter((m) => m[0] === "host"), [["host", "127.0.0.1"]]);
+    max.tick(2000);
+    const poll = max.take(0).find((m) => m[0] === "/segue/status");
+    max.send("/segue/status", poll[1], "idle", "dsp", 0, "");
+    max.send("inpaint");
+    const req = max.take(0).find((m) => m[0] === "/segue/inpaint");
+    assert.equal(optsOf(req, 5).backend, "sa3-small");
+    assert.equal(optsOf(req, 5).prompt, "dusty breakbeat");
+    max.send("/segue/error", req[1], "cancelled", "x");
+    max.send("prompt", "bang");
+    max.send("continue_clip");
+    const c = max.take(0).find((m) => m[0] === "/segue/continue");
+    assert.equal(optsOf(c, 5).backend, undefined);
+    assert.equal(optsOf(c, 5).prompt, undefined);
+});
+
 test("device: the engine's shutdown is shown; the user's own Cancel is just 'Cancelled'", () => {
     const { max } = setup([12, 2, 0]);
     connect(max);
