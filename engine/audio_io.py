@@ -11,7 +11,11 @@ header's frame count for an allocation.
 
 Decoding goes block by block into one preallocated (channels, frames) buffer,
 calling `check()` between blocks, so a cancel or timeout stops a long read and
-the peak memory is the audio once. Resampling to the project rate uses
+the peak memory is the audio once. MP3 is the exception: it is decoded in one
+call (see `_block_frames`), as libsndfile's MPEG decoder is only right without
+read boundaries. A header's frame count bounds how far a decode reads, and the
+file's size bounds what is allocated from it up front; mostly silent FLAC,
+Vorbis or Opus pack more frames into a byte than that bound and are read on. Resampling to the project rate uses
 scipy's polyphase filter, exact in length (round half up, as the protocol).
 
 Decoded audio is kept in a ByteCache keyed by (file content, rate): the target
@@ -40,9 +44,14 @@ from .timeline import round_half_up
 Check = Callable[[], None]
 BLOCK_FRAMES = 1 << 16          # decode this many frames between two check() calls
 HASH_CHUNK = 1 << 20            # bytes hashed between two check() calls
-# No codec the readers know packs more than this many frames into one byte (Opus at 6 kb/s
-# is ~64 frames a byte at 48 kHz); a header claiming more is not trusted for an allocation.
+# Frames a byte of file is allowed to become in an allocation made from a header's claim (Opus at
+# 6 kb/s is ~64 frames a byte at 48 kHz). Only an allocation bound: digital silence packs far more
+# (a silent FLAC ~300, Vorbis ~340 frames a byte), so a decode that fills it reads on as the decoder
+# gives audio, up to the header's own count.
 MAX_FRAMES_PER_BYTE = 128
+# A FLAC header (STREAMINFO) is trusted for an exactly seekable length up to this: a constant-valued
+# block of at most 65535 frames takes at least ~16 bytes.
+FLAC_MAX_FRAMES_PER_BYTE = 4096
 
 
 def _no_check() -> None:
@@ -289,7 +298,7 @@ def _sequential_info(path: str) -> tuple[int, int, int] | None:
         import soundfile as sf
         with sf.SoundFile(path) as f:
             limit = _file_bytes(path) * MAX_FRAMES_PER_BYTE // max(f.channels, 1)
-            frames = int(f.frames) if 0 < f.frames <= limit else limit
+            frames = int(f.frames) if f.frames > 0 else limit    # a size estimate, never an allocation
             return frames, int(f.samplerate), int(f.channels)
     except Exception:
         return None
@@ -297,10 +306,11 @@ def _sequential_info(path: str) -> tuple[int, int, int] | None:
 
 def _count_frames(path: str, check: Check) -> int:
     import soundfile as sf
-    limit = _file_bytes(path) * MAX_FRAMES_PER_BYTE
     total = 0
     try:
         with sf.SoundFile(path) as f:
+            # more than both the header's count and the byte bound: a decoder running away on damage
+            limit = max(int(f.frames), _file_bytes(path) * MAX_FRAMES_PER_BYTE // max(f.channels, 1)) + BLOCK_FRAMES
             while True:
                 check()
                 got = len(f.read(BLOCK_FRAMES, dtype="float32", always_2d=True))
@@ -324,7 +334,8 @@ def _exact_seek_info(path: str) -> tuple[int, int, int] | None:
     try:
         import soundfile as sf
         with sf.SoundFile(path) as f:
-            limit = _file_bytes(path) * MAX_FRAMES_PER_BYTE // max(f.channels, 1)
+            per_byte = FLAC_MAX_FRAMES_PER_BYTE if f.format == "FLAC" else MAX_FRAMES_PER_BYTE
+            limit = _file_bytes(path) * per_byte // max(f.channels, 1)
             if f.format in EXACT_SEEK_FORMATS and f.seekable() and 0 < f.frames <= limit:
                 return int(f.frames), int(f.samplerate), int(f.channels)
     except Exception:
@@ -353,14 +364,26 @@ def _read_range(path: str, i0: int, i1: int, frames: int, check: Check, seek: bo
     return out
 
 
+def _block_frames(f) -> int | None:
+    """Frames per read call for the open soundfile `f`; None: the whole span in one call.
+
+    MP3 is read in one call: libsndfile 1.2's MPEG decoder loses the bit reservoir when a read call
+    ends in the frames that carry it for the next ones (seen after digital silence: 1485 samples of a
+    drum hit decoded as near-silence when a 65536-frame read ended 4,500 samples before it, while one
+    read, pedalboard and ffmpeg agree). It decodes at ~1000x real time, so one call still answers a
+    cancel within a second or two for any source the engine accepts."""
+    return None if f.format == "MP3" else BLOCK_FRAMES
+
+
 def _fill_blocks(f, out: np.ndarray, at: int, i0: int, check: Check) -> int:
     """Read frames [i0, i0 + n) of the open soundfile `f`, whose next frame is `at` (<= i0), into
     `out` (channels, n) float32, block by block (frames before i0 are read and dropped: formats that
     cannot seek exactly); NaN -> 0, inf -> +-1. Returns the frames filled (fewer: the file ended)."""
     i1, pos = i0 + out.shape[1], 0
+    block = _block_frames(f)
     while pos < out.shape[1]:
         check()
-        blk = f.read(min(BLOCK_FRAMES, i1 - at), dtype="float32", always_2d=True)
+        blk = f.read(i1 - at if block is None else min(block, i1 - at), dtype="float32", always_2d=True)
         if len(blk) == 0:
             break
         skip = max(i0 - at, 0)
@@ -434,11 +457,24 @@ def decode(path: str, check: Check | None = None) -> tuple[np.ndarray, int]:
         return _decode_pedalboard(path, check)
     with f:
         sr, C = int(f.samplerate), int(f.channels)
-        limit = max(_file_bytes(path) * MAX_FRAMES_PER_BYTE // max(C, 1), BLOCK_FRAMES)
-        frames = int(f.frames) if 0 < f.frames <= limit else limit
+        claimed = int(f.frames) if f.frames > 0 else 0
+        bound = max(_file_bytes(path) * MAX_FRAMES_PER_BYTE // max(C, 1), BLOCK_FRAMES)
+        frames = min(claimed, bound) if claimed else bound    # allocated up front: never beyond the bytes
         out = np.empty((C, frames), dtype=np.float32)
         try:
             pos = _fill_blocks(f, out, 0, 0, check)
+            if pos == frames and claimed > frames:   # packed denser than the bound (silence): read on,
+                more = []                             # block by block, as far as the decoder gives audio
+                while pos < claimed:
+                    blk = np.empty((C, min(BLOCK_FRAMES, claimed - pos)), dtype=np.float32)
+                    got = _fill_blocks(f, blk, pos, pos, check)
+                    if got == 0:
+                        break
+                    more.append(blk[:, :got])
+                    pos += got
+                if more:
+                    out = np.concatenate([out] + more, axis=1)
+                    frames = pos
         except SegueError:
             raise
         except Exception as e:

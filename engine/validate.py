@@ -163,9 +163,11 @@ def make_task(req: Request, source: Source | None, backend: str = "",
     if req.kind == "inpaint":
         start, length = span_to_samples(req.start, req.end, sr)
         _need_samples(length, f"region {req.start:g}-{req.end:g} s")
-        if start >= n or start + length > n + END_SLACK_SAMPLES:
+        if start >= n + END_SLACK_SAMPLES or start + length > n + END_SLACK_SAMPLES:
             raise SegueError("bad_region", f"region {req.start:g}-{req.end:g} s lies outside the file "
                              f"({seconds:.6f} s long)")
+        if start >= n:    # a selection of the last source sample(s), rounded past the end at a lower rate:
+            start = max(n - length, 0)   # the backend regenerates the last sample(s) of the audio
         frames = min(length, n - start)   # clamp the last sample or two; the file is padded back to `length`
         regions = _regions_to_samples(req, sr, start, frames)
         check_output_size(length, source.channels, req.variations)

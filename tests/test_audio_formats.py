@@ -107,3 +107,70 @@ def test_continue_mp3_lands_on_the_grid(engine, files):
     y = sf.read(out.final.args[1], dtype="float32", always_2d=True)[0].T
     assert y.shape == (2, 2 * sr)
     assert lag_of(y, x, 8 * sr, max_lag=int(0.03 * sr)) == 0
+
+
+def _one_read(path) -> np.ndarray:
+    """The whole file in one libsndfile call: what a player hears (pedalboard and ffmpeg agree)."""
+    return sf.read(str(path), dtype="float32", always_2d=True)[0].T
+
+
+@pytest.mark.parametrize("resume", [65536 * 2 + 500, 65536 * 2 + 2000, 65536 * 2 + 3500])
+def test_mp3_after_digital_silence_reads_as_one_decode(tmp_path, resume):
+    """libsndfile's MP3 decoder loses the bit reservoir when a read call ends in the frames before a
+    hit that follows digital silence: 65536-frame reads decoded the hit as near-silence (0.18-0.66
+    off). The reader, whole or by window, gives what one decode gives."""
+    sr = 44100
+    x = (np.random.default_rng(resume).standard_normal((2, resume + 2 * sr)) * 0.2).astype(np.float32)
+    x[:, int(1.5 * sr):resume] = 0.0
+    p = tmp_path / "gap.mp3"
+    sf.write(str(p), np.ascontiguousarray(x.T), sr, format="MP3", subtype="MPEG_LAYER_III", bitrate_mode="CONSTANT")
+    ref = _one_read(p)
+    assert np.abs(ref[:, resume + 100:resume + 4000]).max() > 0.3           # the hit is there in one decode
+    whole = SourceReader().read(str(p)).audio
+    assert whole.shape == ref.shape and np.array_equal(whole, ref)
+    f = SourceReader(whole_decode_bytes=0).open(str(p))                     # windows decoded from the start
+    assert not f.seekable and f.whole is None
+    lo, hi = resume - 20000, resume + 20000
+    assert np.array_equal(f.window(lo, hi), ref[:, lo:hi])
+
+
+@pytest.mark.parametrize("fmt,subtype,ext,seconds", [("FLAC", "PCM_16", "flac", 60), ("OGG", "VORBIS", "ogg", 120),
+                                                     ("OGG", "OPUS", "opus", 120)])
+def test_mostly_silent_compressed_files_are_read_whole(tmp_path, fmt, subtype, ext, seconds):
+    """A stem that is mostly digital silence packs 130-340 frames into a byte of FLAC, Vorbis or Opus:
+    more than the allocation bound, which used to cut it short (a 60 s FLAC read as 26 s) or call it
+    damaged. Its whole length is read, whole and by window, and its clicks stay where they are."""
+    sr = 48000 if subtype == "OPUS" else 44100
+    x = np.zeros((1, seconds * sr), np.float32)
+    clicks = [5 * sr, (seconds - 10) * sr]
+    for c in clicks:
+        x[0, c:c + 32] = 0.9
+    p = tmp_path / f"stem.{ext}"
+    with sf.SoundFile(str(p), "w", sr, 1, format=fmt, subtype=subtype) as f:
+        for i in range(0, x.shape[1], 16384):       # libsndfile's Vorbis writer crashes on one huge write
+            f.write(x[0, i:i + 16384])
+    assert p.stat().st_size * 128 < x.shape[1]                            # denser than the bound
+    for reader in (SourceReader(), SourceReader(whole_decode_bytes=0)):
+        f = reader.open(str(p))
+        assert f.frames == x.shape[1], (reader.whole_decode_bytes, f.frames)
+        for c in clicks:
+            w = f.window(c - sr // 10, c + sr // 10)
+            assert abs(int(np.argmax(np.abs(w[0]))) - sr // 10) < 40, (c, int(np.argmax(np.abs(w[0]))))
+    assert SourceReader().read(str(p)).frames == x.shape[1]
+
+
+def test_a_few_samples_and_the_last_sample_at_a_lower_rate(engine, tmp_path):
+    """A 10-sample source gets a clean reply, not dsp's IndexError; the last sample of a 44.1 kHz file,
+    asked at 22.05 kHz, rounds half a sample past the end and is served, one sample long."""
+    sr = 44100
+    tiny = tmp_path / "ten.wav"
+    sf.write(str(tiny), (np.arange(20).reshape(10, 2) / 40).astype(np.float32), sr, subtype="FLOAT")
+    out = call(engine, "/segue/inpaint", [str(tiny), 0.0, 1 / sr])
+    assert out.final.address == "/segue/done", out.final.args
+    four = tmp_path / "four.wav"
+    sf.write(str(four), (np.random.default_rng(0).standard_normal((4 * sr, 2)) * 0.1).astype(np.float32), sr,
+             subtype="FLOAT")
+    out = call(engine, "/segue/inpaint", [str(four), 4.0 - 1 / sr, 4.0], sr=22050)
+    assert out.final.address == "/segue/done", out.final.args
+    y, out_sr = sf.read(out.final.args[1], dtype="float32", always_2d=True)
+    assert out_sr == 22050 and y.shape == (1, 2)

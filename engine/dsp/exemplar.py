@@ -89,7 +89,9 @@ def fill(req: FillRequest, cache: ByteCache | None = None, cache_key=None, check
         k_first = max(k_first, int(np.ceil((req.span[0] - ug.origin) / ug.length - 1e-9)))
         k_last = min(k_last, int(np.floor((req.span[1] - ug.origin) / ug.length + 1e-9)) - 1)
     if k_last < k_first:
-        raise SegueError("insufficient_context", "the file is shorter than one grid unit")
+        known_s = (known_end if not req.continuation else a) / sr
+        raise SegueError("insufficient_context", f"{'the audio before the continuation point' if req.continuation else 'the file'} "
+                         f"({known_s:.3f} s) holds no whole grid unit ({ug.length / sr:.3f} s) to build from")
     ks = np.arange(k_first, k_last + 1)
     starts, ends = ug.start(ks), ug.start(ks + 1)
     if req.continuation:

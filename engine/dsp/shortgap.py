@@ -34,8 +34,10 @@ def _envelope(mono: np.ndarray, sr: int) -> tuple[np.ndarray, int]:
     """(RMS over 2 ms windows every 1 ms, hop in samples); frame f starts at sample f * hop."""
     hop = max(sr // 1000, 1)
     win = 2 * hop
+    if len(mono) < win:                      # shorter than one window (a source of a few samples)
+        return np.zeros(0), hop
     c = np.concatenate([[0.0], np.cumsum(np.square(mono, dtype=np.float64))])
-    starts = np.arange(0, max(len(mono) - win, 0) + 1, hop)
+    starts = np.arange(0, len(mono) - win + 1, hop)
     return np.sqrt((c[starts + win] - c[starts]) / win), hop
 
 
