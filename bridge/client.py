@@ -136,10 +136,15 @@ class EngineClient:
         way: ask for it again with `/segue/result id`.
         `gone_after`: seconds without any datagram from the engine (probes
         included) before EngineGone is raised.
+        The probes carry their own short id (`probe-` and 12 hex digits), so a
+        request id of any length the protocol takes (up to 128 characters) works.
+        An error reply with an empty id (the engine could not read a message at
+        all) ends the call only before the engine has answered the request:
+        after that it can only be about a probe, never the request's reply.
         Raises NoEngine, EngineGone.
         """
         rid = args[0] if args else ""
-        probe_id = f"{rid}~probe"
+        probe_id = probe_id_for(rid)
         watch = address in WORK
         start = time.monotonic()
         events: list[Reply] = []
@@ -192,7 +197,7 @@ class EngineClient:
                     send_or_gone("/segue/result", [rid])
                 continue
             if not reply.args or reply.args[0] != rid or not isinstance(rid, str):
-                if reply.address == "/segue/error" and reply.args and reply.args[0] == "":
+                if not heard and reply.address == "/segue/error" and reply.args and reply.args[0] == "":
                     return Outcome(reply, events)  # the engine could not read the request at all
                 continue
             heard = True
@@ -233,7 +238,19 @@ class EngineClient:
 
 
 def new_id() -> str:
+    """A fresh request id: 12 random hex digits."""
     return uuid.uuid4().hex[:12]
+
+
+def probe_id_for(rid) -> str:
+    """The id of the `/segue/status` probes sent while request `rid` runs: `probe-` and 12 random hex
+    digits (18 characters, well inside the protocol's 128), never equal to `rid`. It does not grow
+    with `rid`: `f"{rid}~probe"` went past 128 characters for ids of 123-128, the engine refused the
+    probe with an id-less error and the client took that for the request's reply."""
+    while True:
+        probe = f"probe-{uuid.uuid4().hex[:12]}"
+        if probe != rid:
+            return probe
 
 
 def request_args(rid: str, positional: list, options: dict) -> list:
