@@ -183,6 +183,11 @@ def parse(address: str, args: list, sender: tuple[str, int], token: str | None =
             ipaddress.ip_address(reply_host)
         except ValueError:
             raise ProtocolError("bad_reply_host", f"reply_host {reply_host[:60]!r} is not an IP address", rid)
+        if (":" in reply_host) != (":" in sender[0]):
+            # the engine answers from the socket the request came in on: one address family
+            raise ProtocolError("bad_reply_host", f"reply_host {reply_host} is IPv{6 if ':' in reply_host else 4} "
+                                f"but the request came over IPv{6 if ':' in sender[0] else 4} ({sender[0]}); "
+                                "name an address of the same family", rid)
         if not is_loopback(reply_host) and reply_host != sender[0]:
             # Never send to a third host: a forged request could aim replies at anyone.
             raise ProtocolError("bad_reply_host", f"reply_host {reply_host} is neither loopback nor the "
