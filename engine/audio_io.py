@@ -522,8 +522,11 @@ def _finish(path: str, out: np.ndarray, got: int, allocated: int) -> np.ndarray:
 
 
 def safe_stem(text: str, limit: int = 40) -> str:
+    """`text` as a file-name part: letters, digits, - and _ (others become _), at most `limit` bytes
+    of UTF-8 (file names are limited in bytes: 45 four-byte characters overflowed 255)."""
     keep = "".join(c if c.isalnum() or c in "-_" else "_" for c in text)
-    return keep[:limit].strip("_") or "x"
+    keep = keep.encode("utf-8")[:limit].decode("utf-8", "ignore")
+    return keep.strip("_") or "x"
 
 
 def write_wav_atomic(folder: Path, name: str, audio: np.ndarray, sr: int) -> Path:
@@ -533,8 +536,13 @@ def write_wav_atomic(folder: Path, name: str, audio: np.ndarray, sr: int) -> Pat
     final = folder / name
     tmp = folder / f".{name}.{uuid.uuid4().hex[:8]}.part.wav"
     try:
+        audio = np.ascontiguousarray(audio, dtype=np.float32)
         with AudioFile(str(tmp), "w", samplerate=sr, num_channels=audio.shape[0], bit_depth=32) as f:
-            f.write(np.ascontiguousarray(audio, dtype=np.float32))
+            if audio.shape[0] == audio.shape[1] > 1:   # square: pedalboard cannot tell channels from samples
+                f.write(audio[:, :1])
+                f.write(audio[:, 1:])
+            else:
+                f.write(audio)
         try:
             os.link(tmp, final)        # fails if `final` exists: no overwrite, ever
             os.unlink(tmp)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -174,3 +175,21 @@ def test_a_few_samples_and_the_last_sample_at_a_lower_rate(engine, tmp_path):
     assert out.final.address == "/segue/done", out.final.args
     y, out_sr = sf.read(out.final.args[1], dtype="float32", always_2d=True)
     assert out_sr == 22050 and y.shape == (1, 2)
+
+
+def test_outputs_as_many_samples_as_channels_and_long_non_ascii_names(engine, tmp_path):
+    """A 2-sample stereo output is a square array, which the WAV writer could not orient; a source
+    and an id of 4-byte characters made a file name over 255 bytes. Both are written and read back."""
+    sr = 44100
+    x = (np.random.default_rng(1).standard_normal((2 * sr, 2)) * 0.1).astype(np.float32)
+    src = tmp_path / ("\U00020000" * 45 + ".wav")
+    sf.write(str(src), x, sr, subtype="FLOAT")
+    for start, n in ((1.0, 2), (0.5, 3)):
+        out = call(engine, "/segue/inpaint", [str(src), start, start + n / sr])
+        assert out.final.address == "/segue/done", out.final.args
+        y, _ = sf.read(out.final.args[1], dtype="float32", always_2d=True)
+        assert y.shape == (n, 2)
+    with engine.client() as c:
+        out = c.call("/segue/inpaint", request_args("\U00020001" * 30, [str(src), 1.0, 1.5], {}), timeout=120)
+    assert out.final.address == "/segue/done", out.final.args
+    assert len(Path(out.final.args[1]).name.encode("utf-8")) <= 255
