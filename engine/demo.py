@@ -3,6 +3,7 @@ loop on the spot, ask the engine over OSC to continue it by 4 bars, and show the
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
 import socket
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .audio_io import write_wav_atomic
+from .errors import SegueError
 from .paths import default_render_dir
 from .timeline import Grid, bars_to_samples
 
@@ -62,12 +64,42 @@ def demo_loop_path() -> Path:
     return default_render_dir().parent / "demo" / "demo-loop-120bpm.wav"
 
 
+def _why_not(folder: Path, e: OSError) -> str:
+    """Why `folder` could not be made, in words: the ancestor that is a file, or the system's reason."""
+    if isinstance(e, (NotADirectoryError, FileExistsError)):
+        for p in (folder, *folder.parents):
+            if p.exists() or p.is_symlink():
+                if not p.is_dir():
+                    return f"{p} is a file, not a folder"
+                break
+    return e.strerror or str(e)
+
+
+def _data_hint() -> str:
+    xdg = os.environ.get("XDG_DATA_HOME")
+    if sys.platform not in ("win32", "darwin") and xdg:
+        return f"XDG_DATA_HOME is {xdg}: set it to a folder you can write, or unset it to use ~/.local/share"
+    return "move what is in the way, or make that folder writable"
+
+
 def write_demo_loop(loop: np.ndarray | None = None) -> Path:
-    """(Re)write the demo loop: 8 s, stereo, 44.1 kHz, 120 BPM, 4/4, bar lines at 0, 2, 4, 6 s."""
+    """(Re)write the demo loop: 8 s, stereo, 44.1 kHz, 120 BPM, 4/4, bar lines at 0, 2, 4, 6 s.
+
+    Returns its path (see demo_loop_path). Raises SegueError("write_failed") naming the folder and
+    why when the folder cannot be made (e.g. XDG_DATA_HOME names a file) or the file cannot be
+    written; the CLI prints that as one line and exits 1.
+    """
     src = demo_loop_path()
-    src.parent.mkdir(parents=True, exist_ok=True)
-    if src.exists():
-        src.unlink()
+    try:
+        src.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:   # was a NotADirectoryError traceback with XDG_DATA_HOME=/etc/passwd
+        raise SegueError("write_failed", f"cannot create the demo folder {src.parent}: {_why_not(src.parent, e)}; "
+                         f"{_data_hint()}") from e
+    try:
+        if src.exists():
+            src.unlink()
+    except OSError as e:
+        raise SegueError("write_failed", f"cannot replace the demo loop {src}: {e.strerror or e}") from e
     write_wav_atomic(src.parent, src.name, render_loop() if loop is None else loop, SR)
     return src
 
