@@ -21,6 +21,7 @@ import shutil
 import signal
 import sys
 import time
+from pathlib import Path
 
 from . import __version__
 from .errors import SegueError
@@ -125,6 +126,8 @@ def cmd_serve(args) -> int:
 
     signal.signal(signal.SIGTERM, shutdown)
     signal.signal(signal.SIGINT, shutdown)
+    if hasattr(signal, "SIGHUP"):   # a closed terminal or a dropped SSH session: answer everything, then stop
+        signal.signal(signal.SIGHUP, shutdown)
     host, port = server.address
     loaded = ", ".join(backends) + (f"; failed to load: {', '.join(failed)}" if failed else "")
     print(f"segue {__version__} engine ready on {host}:{port} (backend {default}; loaded {loaded}; "
@@ -440,6 +443,16 @@ def _cancel_after_interrupt(args, rid: str) -> None:
             return
 
 
+def _interrupt_on_signals() -> None:
+    """SIGTERM and SIGHUP (a script killing its client, a closed terminal) stop a waiting client as
+    Ctrl-C does, so the request it sent is cancelled rather than left running for nobody."""
+    def interrupt(*_):
+        raise KeyboardInterrupt
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), interrupt)
+
+
 def _run_request(args, address: str, positional: list, options: dict) -> int:
     from segue.bridge.client import EngineGone, NoEngine, new_id, request_args
 
@@ -473,6 +486,7 @@ def _run_request(args, address: str, positional: list, options: dict) -> int:
             status.write(state="progress", fraction=f"{a[1]:.4f}", stage=a[2])
             bar.draw(a[1], a[2])
 
+    _interrupt_on_signals()
     try:
         with client:
             outcome = client.call(address, request_args(rid, positional, options), timeout=args.timeout,
@@ -493,7 +507,7 @@ def _run_request(args, address: str, positional: list, options: dict) -> int:
             print(f"interrupted: cancelling request {rid} ...", file=sys.stderr, flush=True)
             _cancel_after_interrupt(args, rid)
             print(f"request {rid} cancelled", file=sys.stderr)
-        status.write(state="error", code="cancelled", message="interrupted (Ctrl-C)")
+        status.write(state="error", code="cancelled", message="interrupted (Ctrl-C or a signal)")
         return 130
     final = outcome.final
     if final.address == "/segue/error":
@@ -683,6 +697,9 @@ def cmd_renders(args) -> int:
         older = parse_age(args.older_than) if args.older_than else None
     except ValueError as e:
         return _usage_error(args, str(e))
+    for d in args.dir or []:   # a mistyped folder is said, not listed as "0 file(s)"
+        if not Path(d).is_dir():
+            return _usage_error(args, f"--dir {d}: {'not a folder' if Path(d).exists() else 'no such folder'}")
     folders = render_folders(args.dir)
     files = list_renders(folders)
     if not (args.max_size or args.older_than):
@@ -908,8 +925,38 @@ def missing_extra_message(e: ModuleNotFoundError) -> str | None:
             f"environment segue runs from: pip install -e '.[{extra}]' from the repository root{torch_note}")
 
 
+OSC_COMMANDS = frozenset({"inpaint", "continue", "generate", "ping", "status", "cancel"})
+
+
+def _not_utf8(args) -> str | None:
+    """The first argument of an OSC-sending command that is not valid UTF-8 (a file name with a
+    Latin-1 byte reaches Python as a lone surrogate), described for the user; None when all are."""
+    for key, value in vars(args).items():
+        for v in value if isinstance(value, list) else [value]:
+            if isinstance(v, str):
+                try:
+                    v.encode("utf-8")
+                except UnicodeEncodeError:
+                    shown = v.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+                    return f"{key} {shown!r} holds bytes that are not UTF-8"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    env_port = os.environ.get("SEGUE_PORT")
+    if env_port is not None and env_port.strip() != "":
+        try:
+            port_number(env_port)
+        except argparse.ArgumentTypeError as e:   # falling back to 9137 could reach another engine
+            print(f"segue {args.command}: error: $SEGUE_PORT: {e}; fix or unset it", file=sys.stderr)
+            return 2
+    if getattr(args, "command", None) in OSC_COMMANDS:
+        bad = _not_utf8(args)
+        if bad:
+            print(f"segue {args.command}: error: {bad}; OSC carries text as UTF-8, so the engine could not "
+                  "be told it (rename the file or folder, or use UTF-8 text)", file=sys.stderr)
+            return 2
     try:
         return args.func(args)
     except SegueError as e:

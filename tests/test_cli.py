@@ -114,6 +114,23 @@ def test_usage_errors_exit_2_in_cli_terms(argv, needle):
     no_traceback(proc)
 
 
+@pytest.mark.parametrize("argv,env,needle", [
+    (["inpaint", "/tmp/lat\udce9.wav", "1", "2"], {}, "src '/tmp/lat\ufffd.wav' holds bytes that are not UTF-8"),
+    (["cancel", "x\udce9"], {}, "request_id 'x\ufffd' holds bytes that are not UTF-8"),
+    (["ping"], {"SEGUE_PORT": "abc"}, "$SEGUE_PORT: 'abc' is not a port number"),
+    (["status"], {"SEGUE_PORT": "70000"}, "$SEGUE_PORT: 70000 is outside 1-65535"),
+    (["renders", "--dir", "/nonexistent-segue-dir"], {}, "--dir /nonexistent-segue-dir: no such folder"),
+])
+def test_what_cannot_be_sent_or_found_is_a_usage_error(argv, env, needle):
+    """A file name with a Latin-1 byte (OSC carries UTF-8 only: python-osc raised a traceback), a
+    $SEGUE_PORT that is no port (it fell back to 9137, perhaps another engine), a mistyped --dir
+    (it listed "0 file(s)")."""
+    proc = segue(*argv, env=env)
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    assert needle in proc.stderr, proc.stderr
+    no_traceback(proc)
+
+
 def test_every_subcommand_has_an_example_and_positional_help():
     from segue.engine.cli import build_parser
 
@@ -364,7 +381,8 @@ def test_shutdown_error_reaches_the_user(loop):
     assert proc.returncode == 1 and "error cancelled: engine shutting down" in err
 
 
-def test_ctrl_c_prints_and_cancels(loop):
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM", "SIGHUP"])   # Ctrl-C, a script's kill, a closed terminal
+def test_ctrl_c_prints_and_cancels(loop, sig):
     def after(fake, rid, reply):
         def keep_busy():
             while not fake.closed and not fake.got("/segue/cancel"):
@@ -380,7 +398,7 @@ def test_ctrl_c_prints_and_cancels(loop):
         while not fake.got("/segue/inpaint") and time.monotonic() < deadline:
             time.sleep(0.05)
         time.sleep(0.5)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(getattr(signal, sig))
         out, err = proc.communicate(timeout=30)
     finally:
         fake.close()

@@ -86,7 +86,8 @@ def test_non_utf8_render_folder_then_a_normal_request_succeeds(tmp_path, long_so
 # ---- fault 2: shutdown answers every queued and running request ---------------------------------
 
 
-def test_sigterm_answers_running_and_queued_requests(tmp_path, long_source):
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP"])   # SIGHUP: the terminal closed, an SSH session dropped
+def test_sigterm_answers_running_and_queued_requests(tmp_path, long_source, sig):
     eng = start_engine(tmp_path)
     try:
         with udp() as s:
@@ -100,7 +101,7 @@ def test_sigterm_answers_running_and_queued_requests(tmp_path, long_source):
             send("q2")
             seen += collect(s, 10, until=lambda r: sum(a == "/segue/accepted" for a, _, _ in seen + r) >= 3)
             assert {args[0] for a, args, _ in seen if a == "/segue/accepted"} == {"run", "q1", "q2"}
-            eng.proc.send_signal(signal.SIGTERM)
+            eng.proc.send_signal(getattr(signal, sig))
             assert not finals(seen)                                      # all three still unanswered
             seen += collect(s, 20, until=lambda r: len(finals(r)) >= 3)
             assert eng.proc.wait(timeout=20) == 0
