@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import uuid
 from dataclasses import dataclass
 from fractions import Fraction
@@ -401,10 +402,18 @@ def _fill_blocks(f, out: np.ndarray, at: int, i0: int, check: Check) -> int:
 def check_source_path(path: str) -> None:
     if not path or not os.path.isabs(path):
         raise SegueError("source_not_found", f"source {path!r} must be an absolute path")
-    if not os.path.exists(path):
-        raise SegueError("source_not_found", f"source {path} does not exist")
-    if not os.path.isfile(path):
+    try:
+        st = os.stat(path)
+    except PermissionError:    # a folder on the way the engine may not enter: not the same as missing
+        raise SegueError("source_unreadable", f"source {path}: permission denied (a folder on its path "
+                         "cannot be entered by the user the engine runs as)") from None
+    except OSError:
+        raise SegueError("source_not_found", f"source {path} does not exist") from None
+    if not stat.S_ISREG(st.st_mode):
         raise SegueError("source_unreadable", f"source {path} is not a regular file")
+    if not os.access(path, os.R_OK):
+        raise SegueError("source_unreadable", f"source {path}: permission denied (the engine's user cannot "
+                         "read it)")
 
 
 def _file_bytes(path: str) -> int:
@@ -555,7 +564,8 @@ def write_wav_atomic(folder: Path, name: str, audio: np.ndarray, sr: int) -> Pat
         raise SegueError("write_failed", f"cannot write {final}: {e.strerror or e}") from e
     except Exception as e:
         _silent_unlink(tmp)
-        raise SegueError("write_failed", f"cannot write {final}: {e}") from e
+        why = str(e).replace(str(tmp), str(folder))     # the hidden temporary's name means nothing to a user
+        raise SegueError("write_failed", f"cannot write {final}: {why}") from e
     return final
 
 

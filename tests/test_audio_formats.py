@@ -193,3 +193,26 @@ def test_outputs_as_many_samples_as_channels_and_long_non_ascii_names(engine, tm
         out = c.call("/segue/inpaint", request_args("\U00020001" * 30, [str(src), 1.0, 1.5], {}), timeout=120)
     assert out.final.address == "/segue/done", out.final.args
     assert len(Path(out.final.args[1]).name.encode("utf-8")) <= 255
+
+
+def test_a_source_the_engine_may_not_read_is_named_as_such(tmp_path, monkeypatch):
+    """Run as another user, the engine said "does not seem to contain audio data" for a file it may not
+    read and "does not exist" for one inside a folder it may not enter (these tests run as root, so
+    the denials are played by the os calls)."""
+    import segue.engine.audio_io as audio_io
+    from segue.engine.errors import SegueError
+
+    p = tmp_path / "private.wav"
+    sf.write(str(p), np.zeros((100, 2), np.float32), 44100)
+    monkeypatch.setattr(audio_io.os, "access", lambda path, mode: False)
+    with pytest.raises(SegueError, match="permission denied .*cannot read it") as e:
+        audio_io.check_source_path(str(p))
+    assert e.value.code == "source_unreadable"
+    monkeypatch.undo()
+
+    def denied(path, *a, **k):
+        raise PermissionError(13, "Permission denied", path)
+    monkeypatch.setattr(audio_io.os, "stat", denied)
+    with pytest.raises(SegueError, match="permission denied .*cannot be entered") as e:
+        audio_io.check_source_path(str(p))
+    assert e.value.code == "source_unreadable"
