@@ -423,6 +423,25 @@ def _file_bytes(path: str) -> int:
         return 0
 
 
+def _refuse_untagged_vbr(path: str, decodable: float) -> None:
+    """An MP3 without a Xing/Info/VBRI tag whose bitrate varies decodes only as far as libsndfile's
+    estimate from its first frame's bitrate: refuse it, naming both lengths, rather than serve part of it.
+    Raises SegueError source_unreadable."""
+    import mmap
+
+    from .mp3_frames import untagged_stream_seconds
+    try:
+        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            held = untagged_stream_seconds(data)
+    except (OSError, ValueError):
+        return
+    if held is not None and held > decodable * 1.01 + 0.25:   # short by more than delay, padding and rounding
+        raise SegueError("source_unreadable", f"{path} is an MP3 without a Xing/Info header: its frames hold "
+                         f"{held:.1f} s, but the decoder reads only the first {decodable:.1f} s (it guesses the length "
+                         "from the first frame's bitrate). Export it again (LAME, ffmpeg and DAWs write the header) "
+                         "or as WAV/FLAC")
+
+
 def probe(path: str) -> tuple[float, int]:
     """(duration in seconds, sample rate in Hz) from the header, bounded by the bytes present.
 
@@ -435,6 +454,8 @@ def probe(path: str) -> tuple[float, int]:
         info = sf.info(path)
         if info.frames <= 0 or info.samplerate <= 0 or info.channels <= 0:
             raise SegueError("source_unreadable", f"{path} holds no audio frames")
+        if info.format == "MP3":
+            _refuse_untagged_vbr(path, info.frames / info.samplerate)
         return info.frames / info.samplerate, int(info.samplerate)
     except SegueError:
         raise

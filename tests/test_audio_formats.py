@@ -216,3 +216,31 @@ def test_a_source_the_engine_may_not_read_is_named_as_such(tmp_path, monkeypatch
     with pytest.raises(SegueError, match="permission denied .*cannot be entered") as e:
         audio_io.check_source_path(str(p))
     assert e.value.code == "source_unreadable"
+
+
+def _without_first_frame(data: bytes) -> bytes:
+    """An MP3 with its first frame (the one carrying the Xing/Info tag) cut out."""
+    from segue.engine.mp3_frames import _audio_start, _header
+    i = _audio_start(data)
+    while _header(data, i) is None:
+        i += 1
+    return data[:i] + data[i + _header(data, i)[0]:]
+
+
+def test_a_vbr_mp3_without_its_xing_header_is_refused_by_name(engine, tmp_path):
+    """Without the tag libsndfile estimates the length from the first frame's bitrate and decodes no
+    further: 13 s read as 3.4 s, so a region at 11 s was 'outside the file'. It is refused, naming
+    both lengths; the same file with its tag is read whole."""
+    sr = 44100
+    rng = np.random.default_rng(3)
+    x = np.concatenate([rng.standard_normal((2 * sr, 2)) * 0.5, np.zeros((10 * sr, 2)),
+                        rng.standard_normal((sr, 2)) * 0.3]).astype(np.float32)   # loud first: a high first bitrate
+    tagged, bare = tmp_path / "vbr.mp3", tmp_path / "vbr_bare.mp3"
+    sf.write(str(tagged), x, sr, format="MP3", subtype="MPEG_LAYER_III", bitrate_mode="VARIABLE", compression_level=0.0)
+    bare.write_bytes(_without_first_frame(tagged.read_bytes()))
+    assert sf.info(str(bare)).duration < 6                          # the decoder's short estimate
+    assert probe(str(tagged))[0] == pytest.approx(13.0, abs=0.1)
+    assert SourceReader().read(str(tagged)).frames == 13 * sr
+    out = call(engine, "/segue/inpaint", [str(bare), 11.0, 11.5])
+    assert out.final.address == "/segue/error" and out.final.args[1] == "source_unreadable", out.final.args
+    assert "without a Xing/Info header" in out.final.args[2] and "hold 13.0 s" in out.final.args[2]

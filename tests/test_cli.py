@@ -469,6 +469,7 @@ def test_renders_never_prunes_a_users_own_wav_in_an_out_folder(tmp_path):
     render.write_bytes(b"\0" * 1000)
     leftover = out / ".lead-inpaint-x-0a1b2c-v2.wav.deadbeef.part.wav"
     leftover.write_bytes(b"\0" * 10)
+    os.utime(leftover, (time.time() - 7200,) * 2)     # a stale temporary; a fresh one may be a write in progress
     proc = segue("renders", "--dir", str(out), "--max-size", "0")
     assert proc.returncode == 0 and "removed 2 file(s)" in proc.stdout, proc.stdout
     assert mine.exists() and not render.exists() and not leftover.exists()
