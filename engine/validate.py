@@ -162,9 +162,9 @@ def make_task(req: Request, source: Source | None, backend: str = "",
     seconds = source.file_seconds
     if req.kind == "inpaint":
         start, length = span_to_samples(req.start, req.end, sr)
-        _need_samples(length, f"region {req.start:g}-{req.end:g} s")
+        _need_samples(length, f"region {req.start:.10g}-{req.end:.10g} s")
         if start >= n + END_SLACK_SAMPLES or start + length > n + END_SLACK_SAMPLES:
-            raise SegueError("bad_region", f"region {req.start:g}-{req.end:g} s lies outside the file "
+            raise SegueError("bad_region", f"region {req.start:.10g}-{req.end:.10g} s lies outside the file "
                              f"({seconds:.6f} s long)")
         if start >= n:    # a selection of the last source sample(s), rounded past the end at a lower rate:
             start = max(n - length, 0)   # the backend regenerates the last sample(s) of the audio
@@ -177,10 +177,10 @@ def make_task(req: Request, source: Source | None, backend: str = "",
         return read_window(plan, source, check) if read else plan
     at = round_half_up(req.at * sr)
     if at > n + END_SLACK_SAMPLES:
-        raise SegueError("bad_region", f"at {req.at:g} s lies past the end of the file ({seconds:.6f} s)")
+        raise SegueError("bad_region", f"at {req.at:.10g} s lies past the end of the file ({seconds:.6f} s)")
     at = min(at, n)
     if at <= 0:
-        raise SegueError("bad_region", f"at {req.at:g} s leaves no audio before it to continue")
+        raise SegueError("bad_region", f"at {req.at:.10g} s leaves no audio before it to continue")
     frames = bars_to_samples(req.bars, req.grid, sr)
     _need_samples(frames, f"{req.bars:g} bars")
     check_output_size(frames, source.channels, req.variations)
@@ -203,7 +203,7 @@ def _regions_to_samples(req: Request, sr: int, start: int, frames: int) -> list[
         a = min(max(round_half_up(s * sr), lo), hi)
         b = min(max(round_half_up(e * sr), lo), hi)
         if b <= a:
-            raise SegueError("bad_region", f"region {s:g}:{e:g} s is shorter than one sample at {sr} Hz "
+            raise SegueError("bad_region", f"region {s:.10g}:{e:.10g} s is shorter than one sample at {sr} Hz "
                              "(or lies past the end of the file)")
         out.append((a, b - a))
     return out

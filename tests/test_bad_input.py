@@ -81,6 +81,15 @@ CASES = [
 ]
 
 
+def test_a_sub_sample_region_is_named_as_sent(engine, sources):
+    """Found in the worker (it needs the rate), after acceptance; it read "region 1:1" (six digits)."""
+    with engine.client() as c:
+        out = c.call("/segue/inpaint", ["x33", str(sources["loop48"]), Double(1.0), Double(2.0),
+                                        "regions", "1.0:1.000001"], timeout=60)
+    assert out.final.address == "/segue/error" and out.final.args[1] == "bad_region", out.final.args
+    assert "region 1:1.000001 s is shorter than one sample at 48000 Hz" in out.final.args[2]
+
+
 @pytest.mark.parametrize("name,address,args,code,words", CASES, ids=[c[0] for c in CASES])
 def test_refusals(engine, sources, tmp_path, name, address, args, code, words):
     text = tmp_path / "notes.wav"

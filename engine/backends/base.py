@@ -113,7 +113,7 @@ class Task:
 
 def stage_name(stage: str) -> str:
     """A progress stage's name for the per-stage timings: the text before a colon, without step counts
-    ("generate 3/8" -> "generate", "grid: 120.0 BPM given" -> "grid", "chunk 2.0/8.0 s" -> "chunk")."""
+    ("generate 3/8" -> "generate", "grid: 120 BPM 4/4 given" -> "grid", "chunk 2.0/8.0 s" -> "chunk")."""
     name = re.sub(r"\s*[\d.]+/[\d.]+(\s*s\b)?", "", stage.split(":")[0]).strip()
     return name or stage
 
