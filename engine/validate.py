@@ -145,10 +145,17 @@ def make_task(req: Request, source: Source | None, backend: str = "",
     `Task.window_start` says where the window starts in the source). With `read=False` nothing is read:
     the task's audio is None, regions are absolute in the source, and `Plan.window` holds the window
     for `read_window` (so the engine can still change its mind about the backend for free).
-    Raises SegueError: bad_region (span outside the audio, or shorter than a sample), too_long.
+    Raises SegueError: bad_region (span outside the audio, or shorter than a sample), too_long,
+    bad_option (a `BACKEND.KEY` option `caps.request_options` does not list).
     """
+    options = backend_options(req.options, backend)
+    known = caps.request_options if caps is not None else None
+    unknown = sorted(set(options) - known) if known is not None else []
+    if unknown:
+        takes = ", ".join(f"{backend}.{k}" for k in sorted(known)) or "none"
+        raise SegueError("bad_option", f"backend {backend} has no request option {unknown[0]!r} (it takes: {takes})")
     common = dict(grid=req.grid, prompt=req.prompt, seed=req.seed, variations=req.variations,
-                  hit=req.hit, options=backend_options(req.options, backend))
+                  hit=req.hit, options=options)
     if req.kind == "generate":
         sr = req.sr or GENERATE_SR
         frames = bars_to_samples(req.bars, req.grid, sr)

@@ -270,3 +270,16 @@ def test_after_fuzz_engine_answers_and_wrote_nothing_outside(fuzz_engine, tmp_pa
     assert outside == []
     for root in ("/etc/segue", "/tmp/etc"):
         assert not os.path.exists(root)
+
+
+def test_a_backend_option_the_backend_does_not_take_is_refused(engine, sources):
+    """`dsp.foo` was accepted and ignored: a typo in a backend option must not pass silently. An option
+    for another backend (`sa3-small.window`) is still ignored when dsp runs the request."""
+    with engine.client() as c:
+        out = c.call("/segue/inpaint", ["bo1", str(sources["loop48"]), Double(1.0), Double(2.0), "dsp.foo", 1],
+                     timeout=60)
+        assert out.final.address == "/segue/error" and out.final.args[1] == "bad_option", out.final.args
+        assert "backend dsp has no request option 'foo' (it takes: none)" in out.final.args[2]
+        out = c.call("/segue/inpaint", ["bo2", str(sources["loop48"]), Double(1.0), Double(2.0),
+                                        "sa3-small.window", "short"], timeout=60)
+        assert out.final.address == "/segue/done", out.final.args

@@ -48,6 +48,9 @@ class Capabilities:
     # interpolated away. An engine routes such requests for a backend without it to dsp.
     removes_hits: bool = False
     short_selection_seconds: float = 0.0
+    # the per-request option keys (`NAME.KEY` in a request) the backend reads; a request naming any
+    # other key for it is refused (a typo would be ignored silently). None: not declared, any passes.
+    request_options: frozenset | None = None
 
 
 class Options(dict):

@@ -51,7 +51,7 @@ class DspBackend(Backend):
     def capabilities(self) -> Capabilities:
         return Capabilities(inpaint=True, continue_=True, generate=False, max_output_seconds=600.0,
                             removes_hits=True, short_selection_seconds=SHORT_GAP_SECONDS,
-                            max_context_seconds=CONTEXT_SECONDS)
+                            max_context_seconds=CONTEXT_SECONDS, request_options=frozenset())
 
     def info(self) -> dict:
         return {"device": "cpu", "dtype": "float32", "weights": "none"}

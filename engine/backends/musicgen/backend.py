@@ -134,7 +134,7 @@ class MusicgenBackend(Backend):
     def capabilities(self) -> Capabilities:
         return Capabilities(inpaint=False, continue_=True, generate=True, uses_prompt=True,
                             native_sr=plan.MODEL_SR, max_context_seconds=self.prompt_seconds,
-                            max_output_seconds=self.max_output_seconds)
+                            max_output_seconds=self.max_output_seconds, request_options=frozenset())
 
     def info(self) -> dict:
         dev = getattr(self, "device", None)

@@ -170,7 +170,7 @@ class Sa3SmallBackend(Backend):
                             # None: the whole source (the per-file latent cache indexes the whole
                             # file; the window policy picks the canvas inside it)
                             max_context_seconds=None,
-                            max_output_seconds=MAX_OUTPUT_SECONDS)
+                            max_output_seconds=MAX_OUTPUT_SECONDS, request_options=frozenset({"window"}))
 
     def info(self) -> dict:
         dev = getattr(self, "device", None)

@@ -151,7 +151,7 @@ class SaoSmallBackend(Backend):
         # (neural/window.py) picks the context; the per-file latent cache indexes the whole file, so a
         # new region anywhere reuses every frame already encoded.
         return Capabilities(inpaint=True, continue_=True, generate=True, uses_prompt=True, native_sr=44100,
-                            max_context_seconds=None, max_output_seconds=600.0)
+                            max_context_seconds=None, max_output_seconds=600.0, request_options=frozenset())
 
     def info(self) -> dict:
         dev = getattr(self, "device", None)
