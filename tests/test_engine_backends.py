@@ -231,7 +231,8 @@ def test_submit_touches_no_file_the_worker_does(tmp_path, monkeypatch):
     finally:
         eng.stop()
     assert {what for what, _ in calls} == {"resolve", "probe"}
-    assert {thread for _, thread in calls} == {"segue-worker"}, calls
+    # the worker's own short-lived I/O threads (pipeline.off_worker), never the receive thread
+    assert {thread for _, thread in calls} == {"segue-io"}, calls
 
 
 def test_hit_remove_on_a_short_selection_is_served_by_dsp(tmp_path, monkeypatch):
@@ -273,4 +274,27 @@ def test_hit_remove_on_a_short_selection_is_served_by_dsp(tmp_path, monkeypatch)
         y, _ = read_audio(got[-1][1][1])
         assert y.shape[1] == 2205 and np.abs(y - x[:, 42998:42998 + 2205]).max() < 1e-3, got   # 1.95 s = sample 42997.5, rounded up
     finally:
+        eng.stop()
+
+
+def test_a_source_on_a_drive_that_stops_answering_holds_neither_the_worker_nor_the_queue(tmp_path, monkeypatch):
+    """A read that never returns (a dead network mount) blocked the engine's one worker forever: its
+    request never ended and every later one waited behind it. Now the request ends with `timeout` at
+    its time limit and the next request is served."""
+    import segue.engine.pipeline as pipeline
+
+    hung = threading.Event()
+    real_probe = pipeline.probe
+    monkeypatch.setattr(pipeline, "probe", lambda p: hung.wait() if "hung" in p else real_probe(p))
+    eng = Engine({"echo": Echo()}, OutputRoots(default=tmp_path / "out"), timeout=1.0)
+    eng.start()
+    try:
+        stuck = write_wav(tmp_path / "hung.wav", groove(2.0, 22050), 22050)
+        ok = write_wav(tmp_path / "fine.wav", groove(2.0, 22050), 22050)
+        got = run(eng, Request(kind="inpaint", id="h1", src=str(stuck), start=0.5, end=1.0), timeout=10)
+        assert got[-1][0] == "error" and got[-1][1][1] == "timeout", got
+        got = run(eng, Request(kind="inpaint", id="h2", src=str(ok), start=0.5, end=1.0), timeout=10)
+        assert got[-1][0] == "done", got
+    finally:
+        hung.set()
         eng.stop()
