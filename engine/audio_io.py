@@ -559,8 +559,63 @@ def safe_stem(text: str, limit: int = 40) -> str:
     return keep.strip("_") or "x"
 
 
-def write_wav_atomic(folder: Path, name: str, audio: np.ndarray, sr: int) -> Path:
-    """Write float32 WAV as folder/name without ever replacing an existing file."""
+WAVE_FORMAT_EXTENSIBLE = 0xFFFE
+
+
+def _fmt_chunk(f) -> tuple[int, int] | None:
+    """(file offset of the fmt chunk's data, its length) in an open RIFF/RF64 WAVE file, else None."""
+    f.seek(0)
+    head = f.read(12)
+    if len(head) < 12 or head[:4] not in (b"RIFF", b"RF64") or head[8:12] != b"WAVE":
+        return None
+    pos = 12
+    for _ in range(64):                      # chunks before fmt: JUNK, ds64, bext...; never many
+        f.seek(pos)
+        hdr = f.read(8)
+        if len(hdr) < 8:
+            return None
+        size = int.from_bytes(hdr[4:8], "little")
+        if hdr[:4] == b"fmt ":
+            return pos + 8, size
+        pos += 8 + size + (size & 1)
+    return None
+
+
+def channel_mask(path: str) -> int | None:
+    """The WAVE_FORMAT_EXTENSIBLE speaker mask of a WAV source (0: channels not assigned to speakers),
+    None for any other file or format. Never raises."""
+    try:
+        with open(path, "rb") as f:
+            at = _fmt_chunk(f)
+            if at is None or at[1] < 24:
+                return None
+            f.seek(at[0])
+            fmt = f.read(24)
+    except OSError:
+        return None
+    if int.from_bytes(fmt[0:2], "little") != WAVE_FORMAT_EXTENSIBLE:
+        return None
+    return int.from_bytes(fmt[20:24], "little")
+
+
+def _set_channel_mask(path: Path, mask: int) -> None:
+    """Write `mask` into the WAVE_FORMAT_EXTENSIBLE fmt chunk of a WAV just written (the writer puts
+    its default layout there: 0x3F for any 6 channels). A plain fmt chunk (1-2 channels) is left."""
+    with open(path, "r+b") as f:
+        at = _fmt_chunk(f)
+        if at is None or at[1] < 24:
+            return
+        f.seek(at[0])
+        if int.from_bytes(f.read(2), "little") != WAVE_FORMAT_EXTENSIBLE:
+            return
+        f.seek(at[0] + 20)
+        f.write(int(mask).to_bytes(4, "little"))
+
+
+def write_wav_atomic(folder: Path, name: str, audio: np.ndarray, sr: int, channel_mask: int | None = None) -> Path:
+    """Write float32 WAV as folder/name without ever replacing an existing file. `channel_mask`: the
+    source's speaker mask, kept in the output (None: the writer's default layout).
+    Raises SegueError write_failed."""
     from pedalboard.io import AudioFile
 
     final = folder / name
@@ -573,6 +628,8 @@ def write_wav_atomic(folder: Path, name: str, audio: np.ndarray, sr: int) -> Pat
                 f.write(audio[:, 1:])
             else:
                 f.write(audio)
+        if channel_mask is not None:
+            _set_channel_mask(tmp, channel_mask)
         try:
             os.link(tmp, final)        # fails if `final` exists: no overwrite, ever
             os.unlink(tmp)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio_io import SourceReader, fit_length, match_channels, probe, safe_stem, write_wav_atomic
+from .audio_io import SourceReader, channel_mask, fit_length, match_channels, probe, safe_stem, write_wav_atomic
 from .backends.base import Backend, JobContext
 from .errors import SegueError
 from .paths import OutputRoots, SourceDirs
@@ -176,11 +176,13 @@ def render(req: Request, backend: Backend, reader: SourceReader, roots: OutputRo
     if len(clips) < task.variations:
         ctx.progress(0.96, f"{len(clips)} of {task.variations} distinct variations")
     ctx.progress(0.97, "write")
+    # a surround source's speaker layout (5.1 with side or back surrounds, or none) stays the output's
+    mask = off_worker(ctx, channel_mask, req.src) if source is not None and task.channels > 2 else None
     written: list[Path] = []
     try:
         for name, y in zip(output_names(req, len(clips)), clips):
             ctx.check()
-            written.append(off_worker(ctx, write_wav_atomic, folder, name, y, task.sr, late=_unlink))
+            written.append(off_worker(ctx, write_wav_atomic, folder, name, y, task.sr, mask, late=_unlink))
     except BaseException:
         for p in written:  # all variations or none
             _unlink(p)

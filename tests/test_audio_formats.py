@@ -244,3 +244,30 @@ def test_a_vbr_mp3_without_its_xing_header_is_refused_by_name(engine, tmp_path):
     out = call(engine, "/segue/inpaint", [str(bare), 11.0, 11.5])
     assert out.final.address == "/segue/error" and out.final.args[1] == "source_unreadable", out.final.args
     assert "without a Xing/Info header" in out.final.args[2] and "hold 13.0 s" in out.final.args[2]
+
+
+def _mask_at(data: bytes) -> tuple[int, int]:
+    """(offset of dwChannelMask, its value) in a WAVE_FORMAT_EXTENSIBLE fmt chunk (test's own reading)."""
+    i = data.find(b"fmt ")
+    assert int.from_bytes(data[i + 8:i + 10], "little") == 0xFFFE
+    return i + 8 + 20, int.from_bytes(data[i + 28:i + 32], "little")
+
+
+@pytest.mark.parametrize("channels,mask", [(6, 0x60F), (6, 0x0), (4, 0x33), (8, 0x63F)])
+def test_a_surround_source_keeps_its_speaker_layout(engine, tmp_path, channels, mask):
+    """The output's channel mask was the writer's default (5.1 with side surrounds came back with back
+    surrounds; an unassigned 8-channel file came back as 7.1)."""
+    sr = 48000
+    x = (np.random.default_rng(channels).standard_normal((2 * sr, channels)) * 0.1).astype(np.float32)
+    src = tmp_path / f"surround_{channels}_{mask:x}.wav"
+    sf.write(str(src), x, sr, format="WAVEX", subtype="PCM_24")
+    data = bytearray(src.read_bytes())
+    at, _ = _mask_at(bytes(data))
+    data[at:at + 4] = mask.to_bytes(4, "little")
+    src.write_bytes(bytes(data))
+    out = call(engine, "/segue/inpaint", [str(src), 0.5, 1.0])
+    assert out.final.address == "/segue/done", out.final.args
+    got = Path(out.final.args[1]).read_bytes()
+    assert _mask_at(got)[1] == mask
+    y, _ = sf.read(out.final.args[1], dtype="float32", always_2d=True)
+    assert y.shape == (sr // 2, channels)
