@@ -12,7 +12,7 @@ header's frame count for an allocation.
 Decoding goes block by block into one preallocated (channels, frames) buffer,
 calling `check()` between blocks, so a cancel or timeout stops a long read and
 the peak memory is the audio once. MP3 is the exception: it is decoded in one
-call (see `_block_frames`), as libsndfile's MPEG decoder is only right without
+call (see `_read_size`), as libsndfile's MPEG decoder is only right without
 read boundaries. A header's frame count bounds how far a decode reads, and the
 file's size bounds what is allocated from it up front; mostly silent FLAC,
 Vorbis or Opus pack more frames into a byte than that bound and are read on. Resampling to the project rate uses
@@ -365,15 +365,24 @@ def _read_range(path: str, i0: int, i1: int, frames: int, check: Check, seek: bo
     return out
 
 
-def _block_frames(f) -> int | None:
-    """Frames per read call for the open soundfile `f`; None: the whole span in one call.
+MP3_SETTLE_FRAMES = 1 << 14      # decoded and dropped before an MP3 window after a read boundary
 
-    MP3 is read in one call: libsndfile 1.2's MPEG decoder loses the bit reservoir when a read call
-    ends in the frames that carry it for the next ones (seen after digital silence: 1485 samples of a
-    drum hit decoded as near-silence when a 65536-frame read ended 4,500 samples before it, while one
-    read, pedalboard and ffmpeg agree). It decodes at ~1000x real time, so one call still answers a
-    cancel within a second or two for any source the engine accepts."""
-    return None if f.format == "MP3" else BLOCK_FRAMES
+
+def _read_size(f, at: int, i0: int, i1: int) -> int:
+    """Frames for the next read call of the open soundfile `f`, whose next frame is `at`, filling
+    frames [i0, i1) (frames before i0 are decoded and dropped).
+
+    MP3 reads end only where what follows is dropped: libsndfile 1.2's MPEG decoder loses the bit
+    reservoir when a read call ends in the frames that carry it for the next ones (after digital
+    silence, 1485 samples of a drum hit decoded as near-silence when a 65536-frame read ended 4,500
+    samples before it; one read, pedalboard and ffmpeg agree). The damage stays within a frame or
+    two of the boundary, so frames before a window are read in blocks up to MP3_SETTLE_FRAMES ahead
+    of it and the window in one call (memory: the window, not the file before it). The decoder runs
+    at ~1000x real time, so that call still answers a cancel within a second or two."""
+    if f.format != "MP3":
+        return min(BLOCK_FRAMES, i1 - at)
+    settle = i0 - MP3_SETTLE_FRAMES
+    return min(BLOCK_FRAMES, settle - at) if at < settle else i1 - at
 
 
 def _fill_blocks(f, out: np.ndarray, at: int, i0: int, check: Check) -> int:
@@ -381,10 +390,9 @@ def _fill_blocks(f, out: np.ndarray, at: int, i0: int, check: Check) -> int:
     `out` (channels, n) float32, block by block (frames before i0 are read and dropped: formats that
     cannot seek exactly); NaN -> 0, inf -> +-1. Returns the frames filled (fewer: the file ended)."""
     i1, pos = i0 + out.shape[1], 0
-    block = _block_frames(f)
     while pos < out.shape[1]:
         check()
-        blk = f.read(i1 - at if block is None else min(block, i1 - at), dtype="float32", always_2d=True)
+        blk = f.read(_read_size(f, at, i0, i1), dtype="float32", always_2d=True)
         if len(blk) == 0:
             break
         skip = max(i0 - at, 0)

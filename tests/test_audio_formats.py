@@ -271,3 +271,25 @@ def test_a_surround_source_keeps_its_speaker_layout(engine, tmp_path, channels, 
     assert _mask_at(got)[1] == mask
     y, _ = sf.read(out.final.args[1], dtype="float32", always_2d=True)
     assert y.shape == (sr // 2, channels)
+
+
+def test_an_mp3_window_late_in_a_long_file_reads_the_window_not_the_file(tmp_path):
+    """Decoded from the start (MP3 cannot seek exactly), the frames before a window are read in blocks
+    and dropped; only the window (plus a settling margin) is read in one call, so a window near the
+    end of a long MP3 costs the window's memory, not the file's, and equals one whole decode."""
+    import tracemalloc
+
+    sr = 44100
+    x = (np.random.default_rng(7).standard_normal((120 * sr, 2)) * 0.1).astype(np.float32)
+    x[60 * sr:100 * sr] = 0.0                                            # silence: reservoir boundaries
+    p = tmp_path / "long.mp3"
+    sf.write(str(p), x, sr, format="MP3", subtype="MPEG_LAYER_III")
+    ref = _one_read(p)
+    f = SourceReader(whole_decode_bytes=0).open(str(p))
+    lo, hi = 100 * sr - 4000, 101 * sr
+    tracemalloc.start()
+    w = f.window(lo, hi)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert np.array_equal(w, ref[:, lo:hi])
+    assert peak < 12 << 20, peak          # the whole file decoded would be 42 MB
