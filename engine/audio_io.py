@@ -28,6 +28,7 @@ an existing file.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import stat
 import uuid
@@ -42,6 +43,7 @@ from .cache import ByteCache
 from .errors import SegueError
 from .timeline import round_half_up
 
+log = logging.getLogger("segue.audio")
 Check = Callable[[], None]
 BLOCK_FRAMES = 1 << 16          # decode this many frames between two check() calls
 HASH_CHUNK = 1 << 20            # bytes hashed between two check() calls
@@ -392,7 +394,15 @@ def _fill_blocks(f, out: np.ndarray, at: int, i0: int, check: Check) -> int:
     i1, pos = i0 + out.shape[1], 0
     while pos < out.shape[1]:
         check()
-        blk = f.read(_read_size(f, at, i0, i1), dtype="float32", always_2d=True)
+        try:
+            blk = f.read(_read_size(f, at, i0, i1), dtype="float32", always_2d=True)
+        except Exception as e:
+            if at == 0:
+                raise                 # nothing decodes: not readable audio
+            # a file cut short or damaged further on (an interrupted copy): the audio before the
+            # damage is read, as a DAW plays it; the caller sees fewer frames than it asked for
+            log.warning("decoding stops at frame %d: %s", at, e)
+            break
         if len(blk) == 0:
             break
         skip = max(i0 - at, 0)

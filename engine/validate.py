@@ -126,6 +126,13 @@ def _windowed(task: Task, source, lo: int, hi: int, check=None) -> Task:
     """The task on samples [lo, hi) of the source: positions, regions and the grid's downbeat
     shifted by lo, so a backend never sees (or needs) the rest of the file."""
     audio = source.window(lo, hi, check) if hasattr(source, "window") else source.audio[:, lo:hi]
+    readable = lo + audio.shape[1]
+    if readable < hi:   # the file decodes only so far (cut short or damaged), less than its header says
+        need = task.start_sample + (task.frames if task.kind == "inpaint" else 0)
+        if readable < need:   # the same answer as once the short decode is cached (make_task's bad_region)
+            raise SegueError("bad_region", f"the span lies outside the audio the file holds ({readable / task.sr:.6f} s "
+                             f"long: it decodes only so far of the {source.frames / task.sr:.3f} s its header "
+                             "states, cut short or damaged after that)")
     if lo == 0 and (task.kind == "continue" or hi == source.frames):   # the audio as before windows
         return replace(task, audio=audio)
     grid = replace(task.grid, downbeat=task.grid.downbeat - lo / task.sr) if task.grid is not None else None

@@ -293,3 +293,31 @@ def test_an_mp3_window_late_in_a_long_file_reads_the_window_not_the_file(tmp_pat
     tracemalloc.stop()
     assert np.array_equal(w, ref[:, lo:hi])
     assert peak < 12 << 20, peak          # the whole file decoded would be 42 MB
+
+
+def test_a_flac_cut_short_is_read_up_to_the_cut(engine, tmp_path):
+    """An interrupted copy: the header states 10 s, the bytes hold ~9.5 s. A DAW plays the part that
+    is there; the engine refused the whole file ("flac decoder lost sync") for a backend reading all
+    of it. A span before the cut is served; one after it is bad_region naming the length the file
+    holds, the same before and after the short decode is cached."""
+    import re
+
+    sr = 44100
+    x = (np.random.default_rng(5).standard_normal((10 * sr, 2)) * 0.1).astype(np.float32)
+    full, cut = tmp_path / "full.flac", tmp_path / "cut.flac"
+    sf.write(str(full), x, sr, subtype="PCM_16")
+    data = full.read_bytes()
+    cut.write_bytes(data[:int(len(data) * 0.95)])
+    before = sha(cut)
+    lengths = []
+    for start, end in ((9.8, 9.9), (2.0, 3.0), (9.8, 9.9)):
+        out = call(engine, "/segue/inpaint", [str(cut), start, end])
+        if start == 2.0:
+            assert out.final.address == "/segue/done", out.final.args
+            y, _ = sf.read(out.final.args[1], dtype="float32", always_2d=True)
+            assert y.shape == (sr, 2)
+            continue
+        assert out.final.address == "/segue/error" and out.final.args[1] == "bad_region", out.final.args
+        lengths.append(re.search(r"\(([0-9.]+) s long", out.final.args[2]).group(1))
+    assert lengths[0] == lengths[1] and 8.0 < float(lengths[0]) < 9.8, lengths
+    assert sha(cut) == before
