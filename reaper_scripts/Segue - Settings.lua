@@ -1,7 +1,7 @@
 -- @description Segue: Settings
 -- @author Segue
--- @version 0.2.0
--- @changelog Razor-edit areas on one track go as one request (only the areas regenerated); Remove hit action; a backend per action in Settings; an engine that shuts down or stops answering is reported; `localhost` accepted.
+-- @version 0.3.0
+-- @changelog Results follow an item moved while the engine worked (a deleted or changed item is reported, with the result's path); new takes copy the volume, pan, pitch and channel mode of the take they replace; takes with stretch markers are refused (glue first); a tempo or meter change inside a continuation or an item is said; the downbeat is the project's own next bar line; Windows folders ending in a backslash are passed whole; paths holding a double quote are refused up front.
 -- @about
 --   Engine host (localhost works) and port, the segue program path, a backend per action
 --   (inpaint, continue, generate), token, default prompt, landing mode (take or item),

@@ -20,7 +20,7 @@ from xml.sax.saxutils import escape, quoteattr
 HERE = Path(__file__).resolve().parent
 BASE_URL = "https://github.com/segue-audio/segue/raw/main/reaper_scripts/"
 LIBRARY = "segue_lib.lua"
-TIME = "2026-11-21T00:00:00Z"
+TIME = "2026-11-29T00:00:00Z"
 WEBSITE = "https://github.com/segue-audio/segue"
 
 

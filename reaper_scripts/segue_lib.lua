@@ -19,6 +19,8 @@ M.SECTION = "Segue"          -- ExtState section for settings and running ids
 M.TITLE = "Segue"
 
 local EPS = 1e-6             -- seconds: tolerance for "the same time" on the timeline
+-- take properties a result copies from the take it replaces or continues (level, pan, pitch, channel mode)
+local TAKE_PROPS = { "D_VOL", "D_PAN", "D_PITCH", "I_CHANMODE" }
 M.MIN_CONTEXT = 0.5          -- seconds of source audio the engine needs at the least
 M.START_WAIT = 120           -- seconds to wait for an auto-started engine (weights load)
 
@@ -76,12 +78,15 @@ end
 
 -- ExecProcess splits its command line on spaces outside double quotes, so every
 -- argument is double-quoted; a double quote inside an argument cannot be
--- expressed and is refused.
+-- expressed and is refused. On Windows a backslash before the closing quote
+-- would escape it (`"D:\renders\"` swallows the rest of the line), so trailing
+-- backslashes are doubled there, as the C runtime's argument rules ask.
 function M.quote(arg)
   arg = tostring(arg)
   if arg:find('"', 1, true) or arg:find("[\r\n]") then
     error("Segue: cannot pass this text on a command line (it contains a double quote or a line break): " .. arg, 0)
   end
+  if M.is_windows() then arg = arg:gsub("(\\+)$", "%1%1") end
   return '"' .. arg .. '"'
 end
 
@@ -132,10 +137,11 @@ function M.grid_at(t)
   local _, measures = reaper.TimeMap2_timeToBeats(0, t + EPS / 10)
   local bar_time = reaper.TimeMap2_beatsToTime(0, 0, measures)
   if bar_time > t + EPS then  -- rounding put us one measure late
-    bar_time = reaper.TimeMap2_beatsToTime(0, 0, measures - 1)
+    measures = measures - 1
+    bar_time = reaper.TimeMap2_beatsToTime(0, 0, measures)
   end
   return { bpm = bpm, num = num, den = den, sig = string.format("%d/%d", num, den),
-           bar_seconds = bar_seconds, bar_time = bar_time }
+           bar_seconds = bar_seconds, bar_time = bar_time, measure = measures }
 end
 
 function M.time_selection()
@@ -169,6 +175,10 @@ function M.take_info(item)
     return nil, string.format("%s: the take plays at rate %.4g. Segue needs playrate 1.0 (source time = timeline time); "
       .. "reset the rate, or glue the item (Item: Glue items) and try again.", label, rate)
   end
+  if reaper.GetTakeNumStretchMarkers(take) > 0 then
+    return nil, label .. ": the take has stretch markers, so its source no longer plays at timeline time. "
+      .. "Glue the item (Item: Glue items) first."
+  end
   local src = reaper.GetMediaItemTake_Source(take)
   local kind = reaper.GetMediaSourceType(src)
   if kind == "SECTION" then
@@ -179,14 +189,41 @@ function M.take_info(item)
   if not M.is_abs(path) then
     return nil, label .. ": the take's file path is relative (" .. path .. "); save the project or glue the item."
   end
+  if path:find('"', 1, true) then
+    return nil, label .. ": the file's name or folder holds a double quote (" .. path .. "), which cannot be "
+      .. "passed to the Segue client. Rename it, or glue the item."
+  end
   local src_len = reaper.GetMediaSourceLength(src)
+  -- what the new takes copy, so a result plays as the take it replaces (level, pan, pitch, channels)
+  local props = {}
+  for _, k in ipairs(TAKE_PROPS) do props[k] = reaper.GetMediaItemTakeInfo_Value(take, k) end
   return {
     item = item, take = take, track = reaper.GetMediaItem_Track(item), label = label,
     pos = reaper.GetMediaItemInfo_Value(item, "D_POSITION"),
     len = reaper.GetMediaItemInfo_Value(item, "D_LENGTH"),
     offs = reaper.GetMediaItemTakeInfo_Value(take, "D_STARTOFFS"),
-    path = path, src_len = src_len, src_sr = reaper.GetMediaSourceSampleRate(src),
+    path = path, src_len = src_len, src_sr = reaper.GetMediaSourceSampleRate(src), props = props,
   }
+end
+
+-- Where source time 0 of the item's file lies on the timeline now: the item may have moved while
+-- the engine worked (an edit, a ripple, a tempo change with beats timebase), and a result belongs
+-- with the source time it was made for. nil and a message when the item, its active take or its
+-- file changed, or it was deleted.
+function M.source_origin_now(info)
+  local gone = info.label .. ": the item %s while Segue worked, so the result was not placed. It is in:\n"
+  if not reaper.ValidatePtr2(0, info.item, "MediaItem*") then return nil, string.format(gone, "was deleted") end
+  local take = reaper.GetActiveTake(info.item)
+  if take ~= info.take or reaper.GetMediaSourceFileName(reaper.GetMediaItemTake_Source(take)) ~= info.path
+     or math.abs(reaper.GetMediaItemTakeInfo_Value(take, "D_PLAYRATE") - 1) > 1e-9 then
+    return nil, string.format(gone, "changed take, file or rate")
+  end
+  return reaper.GetMediaItemInfo_Value(info.item, "D_POSITION") - reaper.GetMediaItemTakeInfo_Value(take, "D_STARTOFFS")
+end
+
+-- The tempo map changes (a tempo or time signature marker) inside the project span [t0, t1).
+function M.tempo_changes_in(t0, t1)
+  return reaper.FindTempoTimeSigMarker(0, t0 + EPS) ~= reaper.FindTempoTimeSigMarker(0, t1 - EPS)
 end
 
 function M.to_source(info, t)
@@ -197,8 +234,12 @@ end
 -- when it falls before the file's start: any bar line will do for the engine).
 function M.downbeat_in_source(info, grid)
   local d = M.to_source(info, grid.bar_time)
-  if d < 0 then d = d + math.ceil(-d / grid.bar_seconds - 1e-9) * grid.bar_seconds end
-  return d
+  local m = grid.measure
+  while d < -EPS do    -- the next bar line of the project's own grid (a tempo marker may fall mid-bar)
+    m = m + 1
+    d = M.to_source(info, reaper.TimeMap2_beatsToTime(0, 0, m))
+  end
+  return math.max(d, 0)
 end
 
 -- Items to inpaint: the selected items under the time selection, else the items
@@ -594,47 +635,53 @@ end
 
 ---------------------------------------------------------------- landing results on the timeline
 
--- A take playing `path` from its start, added to item and made active.
-function M.add_take(item, path, name)
+-- A take playing `path` from its start, added to item; `props` (take_info's) are copied to it.
+function M.add_take(item, path, name, props)
   local take = reaper.AddTakeToMediaItem(item)
   local src = reaper.PCM_Source_CreateFromFile(path)
   reaper.SetMediaItemTake_Source(take, src)
   reaper.SetMediaItemTakeInfo_Value(take, "D_STARTOFFS", 0)
   reaper.SetMediaItemTakeInfo_Value(take, "D_PLAYRATE", 1)
+  for _, k in ipairs(TAKE_PROPS) do
+    if props and props[k] then reaper.SetMediaItemTakeInfo_Value(take, k, props[k]) end
+  end
   reaper.GetSetMediaItemTakeInfo_String(take, "P_NAME", name, true)
   return take
 end
 
 -- One take per path on item (named "name vK" when there are several), the first active.
-function M.add_takes(item, paths, name)
+function M.add_takes(item, paths, name, props)
   local first
   for k, path in ipairs(paths) do
-    local take = M.add_take(item, path, #paths > 1 and string.format("%s v%d", name, k) or name)
+    local take = M.add_take(item, path, #paths > 1 and string.format("%s v%d", name, k) or name, props)
     first = first or take
   end
   reaper.SetActiveTake(first)
   reaper.UpdateItemInProject(item)
 end
 
--- New item on track over [pos, pos+len) with one take per path (the first active).
-function M.new_item(track, pos, len, paths, name)
+-- New item on track over [pos, pos+len) with one take per path (the first active), no fades:
+-- the engine's joins are already sample-exact.
+function M.new_item(track, pos, len, paths, name, props)
   local item = reaper.AddMediaItemToTrack(track)
   reaper.SetMediaItemInfo_Value(item, "D_POSITION", pos)
   reaper.SetMediaItemInfo_Value(item, "D_LENGTH", len)
   reaper.SetMediaItemInfo_Value(item, "B_LOOPSRC", 0)
-  M.add_takes(item, paths, name)
+  reaper.SetMediaItemInfo_Value(item, "D_FADEINLEN", 0)
+  reaper.SetMediaItemInfo_Value(item, "D_FADEOUTLEN", 0)
+  M.add_takes(item, paths, name, props)
   return item
 end
 
 -- Inpaint result into the item itself: split at the region's edges, add the
 -- result(s) as takes of the middle piece (the original take stays one click away).
-function M.land_as_takes(item, a, b, paths, name)
+function M.land_as_takes(item, a, b, paths, name, props)
   local pos = reaper.GetMediaItemInfo_Value(item, "D_POSITION")
   local len = reaper.GetMediaItemInfo_Value(item, "D_LENGTH")
   local mid = item
   if a > pos + EPS then mid = reaper.SplitMediaItem(item, a) end
   if b < pos + len - EPS then reaper.SplitMediaItem(mid, b) end
-  M.add_takes(mid, paths, name)
+  M.add_takes(mid, paths, name, props)
   return mid
 end
 
@@ -672,7 +719,10 @@ function M.land_all(jobs, undo_desc, undo_flags, place)
   if #ok > 0 then
     reaper.Undo_BeginBlock()
     reaper.PreventUIRefresh(1)
-    for _, job in ipairs(ok) do place(job, job.status) end
+    for _, job in ipairs(ok) do
+      local err = place(job, job.status)   -- a text: the project changed so that the result cannot land
+      if err then errors[#errors + 1] = err .. table.concat(job.status.paths, "\n") end
+    end
     reaper.PreventUIRefresh(-1)
     reaper.UpdateArrange()
     reaper.Undo_EndBlock(undo_desc, undo_flags)
@@ -844,6 +894,10 @@ function M.inpaint_action(variations, hit)
   local specs = {}
   for _, info in ipairs(targets) do
     local grid = M.grid_at(info.a)
+    if M.tempo_changes_in(info.pos, info.pos + info.len) then
+      M.log(string.format("%s: the tempo or time signature changes inside this item; Segue hears the whole "
+        .. "file at %g BPM %s, the tempo at the selection.", info.label, grid.bpm, grid.sig))
+    end
     local extra = { { "seed", tostring(seed) } }
     if variations > 1 then extra[#extra + 1] = { "variations", tostring(variations) } end
     if M.setting("prompt") ~= "" then extra[#extra + 1] = { "prompt", M.setting("prompt") } end
@@ -871,11 +925,24 @@ function M.inpaint_action(variations, hit)
         function(job, st)
           local info = job.spec.info
           M.check_length(st, info.b - info.a, sr)
+          local origin, err = M.source_origin_now(info)
+          if not origin then return err end
+          local delta = origin - (info.pos - info.offs)     -- how far the item moved meanwhile
+          local a, b = info.a + delta, info.b + delta
+          local pos = reaper.GetMediaItemInfo_Value(info.item, "D_POSITION")
+          local len = reaper.GetMediaItemInfo_Value(info.item, "D_LENGTH")
+          if landing ~= "item" and (a < pos - EPS or b > pos + len + EPS) then
+            return info.label .. ": the item was trimmed so that the region is no longer inside it, so the "
+              .. "result was not placed. It is in:\n"
+          end
+          if math.abs(delta) > EPS then
+            M.log(string.format("%s moved by %+.3f s while Segue worked; the result follows it.", info.label, delta))
+          end
           local name = string.format("Segue %s seed %d", what:lower(), seed)
           if landing == "item" then
-            M.new_item(info.track, info.a, info.b - info.a, st.paths, name)
+            M.new_item(reaper.GetMediaItem_Track(info.item), a, b - a, st.paths, name, info.props)
           else
-            M.land_as_takes(info.item, info.a, info.b, st.paths, name)
+            M.land_as_takes(info.item, a, b, st.paths, name, info.props)
           end
         end)
     end,
@@ -926,6 +993,11 @@ function M.continue_action()
     local t_end = info.pos + info.len
     local grid = M.grid_at(t_end)
     info.new_pos, info.new_len = t_end, bars * grid.bar_seconds
+    if M.tempo_changes_in(t_end, t_end + info.new_len) then
+      M.log(string.format("%s: the tempo or time signature changes within the %g bars after the item; the "
+        .. "continuation keeps %g BPM %s (the tempo at the item's end) and lasts %.3f s.", info.label, bars,
+        grid.bpm, grid.sig, info.new_len))
+    end
     specs[#specs + 1] = {
       sub = "continue", info = info, label = info.label,
       positional = { info.path, M.fmt(info.at), M.fmt(bars) },
@@ -939,8 +1011,14 @@ function M.continue_action()
       M.land_all(jobs, "Segue: continue item", 4, function(job, st)
         local info = job.spec.info
         M.check_length(st, info.new_len, sr)
-        M.new_item(info.track, info.new_pos, info.new_len, st.paths,
-                   string.format("Segue continue %g bars seed %d", bars, seed))
+        local origin, err = M.source_origin_now(info)
+        if not origin then return err end
+        local delta = origin - (info.pos - info.offs)     -- the continuation follows the item if it moved
+        if math.abs(delta) > EPS then
+          M.log(string.format("%s moved by %+.3f s while Segue worked; the result follows it.", info.label, delta))
+        end
+        M.new_item(reaper.GetMediaItem_Track(info.item), info.new_pos + delta, info.new_len, st.paths,
+                   string.format("Segue continue %g bars seed %d", bars, seed), info.props)
       end)
     end,
   }

@@ -206,6 +206,34 @@ def test_inpaint_downbeat_moves_into_the_file_when_the_bar_line_is_before_it(env
     assert float(h.argv_options(env.calls("inpaint")[0])["downbeat"]) == pytest.approx(2.0)
 
 
+def test_inpaint_downbeat_is_the_projects_next_bar_line_across_a_mid_bar_tempo_change(env):
+    """120 BPM 4/4 with a tempo-only marker to 100 BPM at 10.2 s, mid-bar: the bar from 10.0 s ends at
+    10.2 + 3.6 quarters at 100 BPM = 12.36 s. The file starts at 10.8 s, after the bar line at/before
+    the selection (10.0 s): the next bar line was taken as 10.0 + one bar at 100 BPM (12.4 s, 40 ms
+    late); it is the project's own, 12.36 s, source 0.2 + 12.36 - 11.0 = 1.56 s."""
+    tempo = [{"time": 0.0, "bpm": 120.0, "num": 4, "den": 4}, {"time": 10.2, "bpm": 100.0}]
+    item = {"position": 11.0, "length": 6.0, "selected": True, "takes": [{"file": str(env.src), "startoffs": 0.2}]}
+    rep = env.run("inpaint", project(env.src, sel=(11.0, 12.0), item=item, tempo=tempo))
+    assert_clean(rep)
+    assert float(h.argv_options(env.calls("inpaint")[0])["downbeat"]) == pytest.approx(1.56, abs=1e-6)
+
+
+def test_a_tempo_change_inside_a_continuation_is_said(env):
+    """The item ends at 6.0 s at 120 BPM 4/4; 4 bars run to 14.0 s across the change to 87.5 BPM 7/8 at
+    8.0 s. The continuation keeps the tempo at the item's end (as documented), and now says so."""
+    item = {"position": 0.0, "length": 6.0, "selected": True, "takes": [{"file": str(env.src), "startoffs": 0.0}]}
+    rep = env.run("continue", project(env.src, sel=None, item=item), inputs=[{"ok": True, "values": "4"}])
+    assert_clean(rep)
+    assert "the tempo or time signature changes within the 4 bars after the item" in rep["console"]
+    assert "keeps 120 BPM 4/4" in rep["console"]
+    item = dict(item, length=2.0)                          # 2.0 + 4 bars = 10.0 s: crosses 8.0 too
+    rep = env.run("continue", project(env.src, sel=None, item=item,
+                                      tempo=[{"time": 0.0, "bpm": 120.0, "num": 4, "den": 4}]),
+                  inputs=[{"ok": True, "values": "4"}])
+    assert_clean(rep)
+    assert "changes within" not in rep["console"]           # one tempo: nothing to say
+
+
 # ---------------------------------------------------------------- continue
 
 def test_continue_starts_at_the_item_end_with_the_tempo_there(env):
@@ -575,3 +603,125 @@ def test_engine_shutdown_is_shown_not_swallowed(env):
 def test_engine_that_stopped_answering_is_shown(env):
     rep = env.run("inpaint", project(env.src), mode="gone")
     expect_message(rep, "stopped answering")
+
+
+# ---------------------------------------------------------------- the project changes while the engine works
+
+def _edit(tmp_path, name: str, lua: str) -> str:
+    """A user's edit, run as a script while a request is under way."""
+    p = tmp_path / name
+    p.write_text(lua)
+    return str(p)
+
+
+MOVE_FIRST_ITEM = """
+local it = reaper.GetTrackMediaItem(reaper.GetTrack(0, 0), 0)
+reaper.SetMediaItemInfo_Value(it, "D_POSITION", reaper.GetMediaItemInfo_Value(it, "D_POSITION") + 1.0)
+"""
+DELETE_FIRST_ITEM = """
+local tr = reaper.GetTrack(0, 0)
+reaper.DeleteTrackMediaItem(tr, reaper.GetTrackMediaItem(tr, 0))
+"""
+
+
+def test_inpaint_lands_where_the_item_moved_to_meanwhile(env, tmp_path):
+    """The item is nudged +1 s while the engine works: the result landed at the old place, 1 s away
+    from the audio it was made for; now it follows the source time (the selection 12-14.5 s played
+    source 11.5-14.0 s, which sits at 13.0-15.5 s after the move)."""
+    move = _edit(tmp_path, "move.lua", MOVE_FIRST_ITEM)
+    rep = env.run("inpaint", project(env.src), mode="delay:1.5",
+                  events=[{"after": 0.5, "action": "run_script", "script": move}])
+    assert_clean(rep)
+    left, mid, right = h.items(rep)
+    assert approx(mid["position"], 13.0) and approx(mid["length"], 2.5)
+    assert mid["takes"][0]["startoffs"] == pytest.approx(1.5 + 10.0)   # the original take: source 11.5 there
+    assert "moved by +1.000 s while Segue worked" in rep["console"]
+
+
+@pytest.mark.parametrize("script", ["inpaint", "continue"])
+def test_a_result_for_an_item_deleted_meanwhile_is_reported_not_placed(env, tmp_path, script):
+    gone = _edit(tmp_path, "delete.lua", DELETE_FIRST_ITEM)
+    rep = env.run(script, project(env.src), mode="delay:1.5", inputs=[{"ok": True, "values": "2"}] if script == "continue" else None,
+                  events=[{"after": 0.5, "action": "run_script", "script": gone}])
+    assert rep["errors"] == [] and rep["undo_depth"] == 0 and rep["refresh_depth"] == 0, rep["errors"]
+    assert h.items(rep) == []
+    text = " ".join(m["msg"] for m in rep["messages"])
+    assert "the item was deleted while Segue worked, so the result was not placed" in text
+    assert ".wav" in text                                            # where the result is
+
+
+def test_take_properties_are_copied_and_stretch_markers_refused(env):
+    """A result plays as the take it replaces: its volume, pan, pitch and channel mode (they were reset
+    to defaults, a level jump at both splits after Item: Normalize). Stretch markers move source
+    time against timeline time: refused like a playrate."""
+    take = {"file": str(env.src), "startoffs": 1.5, "vol": 0.5, "pan": -0.25, "pitch": 3.0, "chanmode": 3}
+    item = {"position": 2.0, "length": 18.0, "selected": True, "takes": [take]}
+    rep = env.run("inpaint", project(env.src, item=item))
+    assert_clean(rep)
+    new = h.items(rep)[1]["takes"][1]
+    assert (new["vol"], new["pan"], new["pitch"], new["chanmode"]) == (0.5, -0.25, 3.0, 3)
+    rep = env.run("continue", project(env.src, item=item), inputs=[{"ok": True, "values": "2"}])
+    assert_clean(rep)
+    cont = h.items(rep)[1]["takes"][0]
+    assert (cont["vol"], cont["pan"], cont["pitch"], cont["chanmode"]) == (0.5, -0.25, 3.0, 3)
+    sent = len(env.calls("inpaint"))
+    stretched = dict(item, takes=[dict(take, stretch=[{"pos": 5.0, "srcpos": 6.5}])])
+    rep = env.run("inpaint", project(env.src, item=stretched))
+    assert "the take has stretch markers" in rep["messages"][0]["msg"], rep["messages"]
+    assert len(env.calls("inpaint")) == sent                          # nothing sent
+
+
+def test_a_windows_folder_with_a_trailing_backslash_keeps_the_command_line_whole(tmp_path):
+    """`--out "D:\\Segue renders\\"`: under the Windows C runtime's rules a backslash before the closing
+    quote escapes it and the rest of the line (--id, --status-file) became part of --out. Trailing
+    backslashes are doubled there; the line, parsed by those rules, gives back every argument."""
+    case = tmp_path / "quote.lua"
+    case.write_text(f"""
+local W = dofile({str(h.HERE / "fake_reaper.lua")!r})
+local w = W.new({{ os = "Win64", resource_path = "C:\\\\R", project = {{}},
+                  extstate = {{ Segue = {{ exe = "C:\\\\segue.exe", out = "D:\\\\Segue renders\\\\" }} }} }})
+w:install()
+local M = dofile({str(h.SCRIPTS / "segue_lib.lua")!r})
+local opts = M.common_opts({{ bpm = 120, sig = "4/4" }}, 48000, 1.0, {{}}, "inpaint")
+io.write(M.request_cmd("inpaint", {{ "D:\\\\a b\\\\drums.wav", "1", "2" }}, opts, "rid", "C:\\\\s\\\\rid.status"))
+""")
+    line = subprocess.run(["lua5.4", str(case)], capture_output=True, text=True, check=True).stdout
+    args = _windows_argv(line)
+    assert args[args.index("--out") + 1] == "D:\\Segue renders\\"
+    assert args[args.index("--id") + 1] == "rid", args
+    assert args[args.index("--status-file") + 1] == "C:\\s\\rid.status", args
+
+
+def _windows_argv(line: str) -> list[str]:
+    """Split a command line as the Microsoft C runtime does (CommandLineToArgvW): 2n backslashes and a
+    quote give n backslashes and toggle quoting; 2n+1 give n and a literal quote; others are literal."""
+    args, cur, quoted, i, have = [], [], False, 0, False
+    while i < len(line):
+        c = line[i]
+        if c == "\\":
+            n = 0
+            while i < len(line) and line[i] == "\\":
+                n, i = n + 1, i + 1
+            if i < len(line) and line[i] == '"':
+                cur.append("\\" * (n // 2))
+                if n % 2:
+                    cur.append('"')
+                    i += 1
+                have = True
+                continue
+            cur.append("\\" * n)
+            have = True
+            continue
+        if c == '"':
+            quoted, have = not quoted, True
+        elif c in " \t" and not quoted:
+            if have:
+                args.append("".join(cur))
+            cur, have = [], False
+        else:
+            cur.append(c)
+            have = True
+        i += 1
+    if have:
+        args.append("".join(cur))
+    return args

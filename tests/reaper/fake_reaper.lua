@@ -120,6 +120,8 @@ function W.new(case)
       for _, tk in ipairs(ispec.takes or {}) do
         local take = w:new_take(item)
         take.startoffs, take.playrate, take.name = tk.startoffs or 0, tk.playrate or 1, tk.name or ""
+        take.vol, take.pitch, take.chanmode, take.pan = tk.vol or 1, tk.pitch or 0, tk.chanmode or 0, tk.pan or 0
+        take.stretch = tk.stretch or {}
         if tk.midi then
           take.source = w:new_obj("source", { type = "MIDI", file = "", length = 8, sr = 0, channels = 0 })
         else
@@ -148,7 +150,7 @@ function W:new_item(track)
 end
 
 function W:new_take(item)
-  local take = self:new_obj("take", { item = item, startoffs = 0, playrate = 1, name = "", vol = 1, pitch = 0 })
+  local take = self:new_obj("take", { item = item, startoffs = 0, playrate = 1, name = "", vol = 1, pitch = 0, chanmode = 0, pan = 0, stretch = {} })
   item.takes[#item.takes + 1] = take
   return take
 end
@@ -314,7 +316,8 @@ function W:install()
   function r.CountSelectedMediaItems(proj) need_proj(proj, "CountSelectedMediaItems"); return #w:selected_items() end
   function r.GetSelectedMediaItem(proj, idx) need_proj(proj, "GetSelectedMediaItem"); return w:selected_items()[idx + 1] end
   function r.GetMediaItem_Track(item) need("item", item, "GetMediaItem_Track"); return item.track end
-  local item_parms = { D_POSITION = "pos", D_LENGTH = "len", B_LOOPSRC = "loopsrc", B_MUTE = "mute" }
+  local item_parms = { D_POSITION = "pos", D_LENGTH = "len", B_LOOPSRC = "loopsrc", B_MUTE = "mute",
+                       D_FADEINLEN = "fadein", D_FADEOUTLEN = "fadeout" }
   function r.GetMediaItemInfo_Value(item, parm)
     need("item", item, "GetMediaItemInfo_Value")
     if parm == "B_UISEL" then return item.selected and 1 or 0 end
@@ -347,7 +350,7 @@ function W:install()
     right.selected, right.loopsrc, right.mute, right.active = item.selected, item.loopsrc, item.mute, item.active
     for _, t in ipairs(item.takes) do
       local nt = w:new_take(right)
-      nt.source, nt.playrate, nt.name, nt.vol, nt.pitch = t.source, t.playrate, t.name, t.vol, t.pitch
+      nt.source, nt.playrate, nt.name, nt.vol, nt.pitch, nt.chanmode, nt.pan = t.source, t.playrate, t.name, t.vol, t.pitch, t.chanmode, t.pan
       nt.startoffs = t.startoffs + (position - item.pos) * t.playrate
     end
     item.len = position - item.pos
@@ -357,6 +360,16 @@ function W:install()
   function r.UpdateArrange() end
   function r.PreventUIRefresh(n) w.refresh_depth = w.refresh_depth + n end
 
+
+  function r.GetTakeNumStretchMarkers(take) need("take", take, "GetTakeNumStretchMarkers"); w.stretch_queried = true; return #take.stretch end
+  function r.DeleteTrackMediaItem(tr, item)
+    need("track", tr, "DeleteTrackMediaItem"); need("item", item, "DeleteTrackMediaItem")
+    for i, x in ipairs(tr.items) do if x == item then table.remove(tr.items, i) end end
+    item.kind = "deleted-item"
+    return true
+  end
+  function r.ValidatePtr2(proj, ptr, typ) return type(ptr) == "table" and ptr.kind == ({["MediaItem*"]="item",["MediaItem_Take*"]="take",["MediaTrack*"]="track"})[typ] end
+  function r.ValidatePtr(ptr, typ) return r.ValidatePtr2(0, ptr, typ) end
   -- takes
   function r.GetActiveTake(item) need("item", item, "GetActiveTake"); return item.takes[item.active] end
   function r.CountTakes(item) need("item", item, "CountTakes"); return #item.takes end
@@ -372,7 +385,8 @@ function W:install()
     return w:new_take(item)
   end
   function r.TakeIsMIDI(take) need("take", take, "TakeIsMIDI"); return take.source ~= nil and take.source.type == "MIDI" end
-  local take_parms = { D_STARTOFFS = "startoffs", D_PLAYRATE = "playrate", D_VOL = "vol", D_PITCH = "pitch" }
+  local take_parms = { D_STARTOFFS = "startoffs", D_PLAYRATE = "playrate", D_VOL = "vol", D_PITCH = "pitch",
+                       I_CHANMODE = "chanmode", D_PAN = "pan" }
   function r.GetMediaItemTakeInfo_Value(take, parm)
     need("take", take, "GetMediaItemTakeInfo_Value")
     local f = take_parms[parm]
@@ -444,6 +458,13 @@ function W:install()
     local found = w.regions[1]
     for _, reg in ipairs(w.regions) do if reg.m0 <= measuresIn + EPS then found = reg end end
     return w:qn_to_time(found.qn0 + (measuresIn - found.m0) * found.barqn + tpos * 4 / found.den)
+  end
+  -- the index of the tempo/time signature marker in effect at time t (0-based; -1 before the first)
+  function r.FindTempoTimeSigMarker(proj, t)
+    need_proj(proj, "FindTempoTimeSigMarker")
+    local found = -1
+    for i, x in ipairs(w.tempo) do if x.time <= t + EPS then found = i - 1 end end
+    return found
   end
   function r.TimeMap2_timeToQN(proj, t) need_proj(proj, "TimeMap2_timeToQN"); return w:time_to_qn(t) end
   function r.TimeMap2_QNToTime(proj, qn) need_proj(proj, "TimeMap2_QNToTime"); return w:qn_to_time(qn) end
@@ -609,7 +630,7 @@ function W:report()
       for _, tk in ipairs(it.takes) do
         local s = tk.source
         takes[#takes + 1] = {
-          name = tk.name, startoffs = tk.startoffs, playrate = tk.playrate,
+          name = tk.name, startoffs = tk.startoffs, playrate = tk.playrate, vol = tk.vol, pitch = tk.pitch, chanmode = tk.chanmode, pan = tk.pan,
           file = s and s.file or nil, type = s and s.type or nil, source_sr = s and s.sr or nil,
           source_frames = s and s.frames or nil, source_length = s and s.length or nil,
           source_channels = s and s.channels or nil,
@@ -632,7 +653,7 @@ function W:report()
     gfx = { opened = self.gfx.opened, closed = self.gfx.closed, inits = self.gfx.inits, frames = self.gfx.frames,
             strings = self.gfx.strings },
     timed_out = self.timed_out or false, ticks = self.ticks or 0,
-    time_selection = self.sel,
+    time_selection = self.sel, stretch_queried = self.stretch_queried or false,
   }
 end
 

@@ -9,6 +9,7 @@ and plays one scripted engine behaviour chosen by $FAKE_SEGUE_MODE, writing the
                      protocol's exact length (written here, 32-bit float)
   no_engine          nothing answers (state=error code=no_engine)
   error:CODE:MSG     ping answers; requests end in error CODE MSG
+  delay:N            as ok, but each request takes N seconds (the user edits meanwhile)
   slow               requests report progress until `segue cancel ID` runs,
                      then end in error cancelled (or done after 30 s)
   autostart          no_engine until `segue serve` has been run once
@@ -153,6 +154,8 @@ def main() -> int:
             write_status(st, id=rid, state="progress", fraction=f"{min((time.monotonic() - t0) / 30, 1):.4f}",
                          stage="generate")
             time.sleep(0.05)
+    if MODE.startswith("delay:"):   # the request takes this long: the user edits the project meanwhile
+        time.sleep(float(MODE.split(":")[1]))
     write_status(st, id=rid, state="progress", fraction="0.5000", stage="generate 1/2")
     sr, frames = out_length(a)
     out = Path(a.out) if a.out else LOG / "out"

@@ -96,7 +96,9 @@ def run_case(tmp: Path, script: str, project: dict, extstate: dict | None = None
              after: list[str] | None = None, timeout: float = 120) -> dict:
     res = tmp / "resource"
     res.mkdir(exist_ok=True)
-    events = [dict(e, script=str(SCRIPTS / SCRIPT[e["script"]])) if "script" in e else e for e in (events or [])]
+    # an event's script: an action's name, or a path to a Lua file of the test's own (a user's edit)
+    events = [dict(e, script=str(SCRIPTS / SCRIPT[e["script"]])) if e.get("script") in SCRIPT else e
+              for e in (events or [])]
     case = {
         "script": str(SCRIPTS / SCRIPT[script]),
         "resource_path": str(res),
