@@ -201,3 +201,55 @@ def test_recorded_jack_streams(name):
                 errors.append(f.map.frame_of_bar(k // 96) - truth[k])
                 assert f.map.bar_beat(truth[k] + 60)[0] == k // 96
     assert len(errors) == 4 and max(abs(e) for e in errors) < 48, errors
+
+
+def _steady(f, t0: float, ticks: int, fpt: float = 1000.0, every: int = PERIOD) -> float:
+    """`ticks` clock ticks from frame t0, with the control loop's check() every period, as Jam._step does."""
+    fr = t0
+    for k in range(ticks):
+        tick = t0 + k * fpt
+        while fr + every < tick:
+            fr += every
+            f.check(fr)
+        f.feed(tick, "clock")
+    return t0 + ticks * fpt
+
+
+@pytest.mark.parametrize("when", ["before Start", "while running", "after a stall"])
+def test_a_burst_of_owed_ticks_never_poisons_the_tempo(when):
+    """A device that stalls and then sends the ticks it owes at once (or ticks buffered before the jam read
+    its port): the burst fitted 24,000 BPM, the clock was 'lost' within a frame of every tick, and only a
+    restart of the jam brought it back. The tempo stays the band's and Start works."""
+    f = MidiClockFollower(SR)
+    t = 0.0
+    if when != "before Start":
+        f.feed(0.0, "start")
+        t = _steady(f, 0.0, 200)
+    if when == "after a stall":
+        t += SR                                   # a second of silence: lost, as it should be
+        f.check(t)
+        assert f.map.state == "lost"
+    for k in range(48):                           # 48 owed ticks within 240 frames
+        f.feed(t + 5.0 * k, "clock")
+    assert f.map is None or abs(f.map.bpm - 120.0) < 0.6, f.map
+    t = _steady(f, t + 1000.0, 4 * 96)            # four bars of steady clock
+    if when == "while running":
+        assert f.map.running and abs(f.map.bpm - 120.0) < 0.6
+    f.feed(t + 100.0, "stop")
+    f.feed(t + 20_000.0, "start")
+    _steady(f, t + 24_000.0, 2 * 96)
+    m = f.map
+    assert m.running and m.state == "playing" and abs(m.bpm - 120.0) < 0.6, (m.state, m.bpm)
+    assert abs(m.frame_of_bar(1) - (t + 24_000.0 + 96_000.0)) < 48
+
+
+def test_start_counts_silence_from_the_start_not_from_the_last_tick_before_stop():
+    """After Stop, the next Start was declared 'lost' before its first tick: the silence was counted from
+    the last tick before Stop."""
+    f = MidiClockFollower(SR)
+    f.feed(0.0, "start")
+    t = _steady(f, 0.0, 96)
+    f.feed(t, "stop")
+    f.feed(t + 100_000.0, "start")
+    f.check(t + 104_000.0)                        # 4000 frames (83 ms) after Start, no tick yet
+    assert f.running and f.map.state == "waiting"

@@ -15,8 +15,11 @@ Then the I/O adapters: `MidiInput` (mido + python-rtmidi, stamps messages on arr
 rtmidi's delta times) and `MidiClockSender` (Segue as the clock master when the tempo is fixed).
 
 Defined behaviour when the clock stops: Stop (0xFC) freezes the song position; the map's `running` is False.
-No tick for `lost_ticks` tick periods while running counts as a stop too ("clock lost"); the position then
-waits for Start, Continue or a Song Position Pointer. Ticks while stopped still update the tempo.
+No tick for `lost_ticks` tick periods (at least LOST_MIN_SECONDS) while running counts as a stop too
+("clock lost"); the position then waits for Start, Continue or a Song Position Pointer. Ticks while stopped
+still update the tempo. A device that stalls and then sends the ticks it owes in one burst moves the
+position by those ticks, but they are kept out of the tempo fit (they say nothing about the tempo), and a
+fit outside FIT_BPM is never published: one burst used to fit 24,000 BPM and lose the clock for good.
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ import numpy as np
 
 PPQN = 24  # MIDI clock ticks per quarter note
 TICKS_PER_SPP = 6  # a Song Position Pointer counts sixteenth notes ("MIDI beats")
+FIT_BPM = (10.0, 1000.0)  # a tempo fit outside this is a burst of ticks, not a band: kept out of the map
+BURST_FRACTION = 0.25  # a tick this soon after the last one (in tick periods) is owed, not timed: not fitted
+LOST_MIN_SECONDS = 0.15  # silence shorter than this never counts as a lost clock (8 ticks are 67 ms at 300 BPM)
 
 
 def now() -> float:
@@ -146,7 +152,8 @@ class MidiClockFollower:
         self.pts: deque[tuple[float, float]] = deque(maxlen=window)  # (tick, frame) since the last jump
         self.free: deque[tuple[float, float]] = deque(maxlen=window)  # ticks while stopped: tempo only
         self.free_count = 0.0
-        self.last_tick_frame: float | None = None
+        self.last_tick_frame: float | None = None   # the latest tick's frame (None after a jump)
+        self.heard: float | None = None              # the latest tick, Start or Continue: for "lost"
         self.map: ClockMap | None = None
 
     # -- messages -------------------------------------------------------------------------------
@@ -157,9 +164,11 @@ class MidiClockFollower:
         elif kind == "start":
             self.running, self.state, self.next_tick = True, "playing", 0.0
             self.pts.clear()
+            self.heard, self.last_tick_frame = frame, None   # silence counts from here; the next tick is timed
         elif kind == "continue":
             self.running, self.state = True, "playing"
             self.pts.clear()
+            self.heard, self.last_tick_frame = frame, None
         elif kind == "stop":
             self._halt("stopped")
         elif kind == "songpos":
@@ -167,10 +176,14 @@ class MidiClockFollower:
             self.pts.clear()
         self._publish()
 
+    def _lost_after(self) -> float:
+        """Frames of silence after which a running clock counts as lost."""
+        return max(self.lost_ticks * (self.fpt or self.sr), LOST_MIN_SECONDS * self.sr)
+
     def check(self, frame: float) -> None:
         """Call regularly with the current frame: a running clock silent for `lost_ticks` ticks is lost."""
-        if self.running and self.fpt and self.last_tick_frame is not None:
-            if frame - self.last_tick_frame > self.lost_ticks * self.fpt:
+        if self.running and self.fpt and self.heard is not None:
+            if frame - self.heard > self._lost_after():
                 self._halt("lost")
                 self._publish()
 
@@ -180,15 +193,19 @@ class MidiClockFollower:
         self.pts.clear()
 
     def _tick(self, frame: float) -> None:
-        self.last_tick_frame = frame
+        prev, self.last_tick_frame = self.last_tick_frame, frame
+        self.heard = frame
+        burst = self.fpt is not None and prev is not None and frame - prev < BURST_FRACTION * self.fpt
         if self.running:
-            self.pts.append((self.next_tick, frame))
+            if not burst:
+                self.pts.append((self.next_tick, frame))
             self.next_tick += 1.0
             self._fit(self.pts)
         else:
-            if self.free and frame - self.free[-1][1] > self.lost_ticks * (self.fpt or self.sr):
+            if self.free and frame - self.free[-1][1] > self._lost_after():
                 self.free.clear()
-            self.free.append((self.free_count, frame))
+            if not burst:
+                self.free.append((self.free_count, frame))
             self.free_count += 1.0
             self._fit(self.free)
 
@@ -209,7 +226,8 @@ class MidiClockFollower:
                 pts.clear()
                 pts.extend(keep)
                 a, b = sa, sb
-        if b > 0:
+        lo, hi = (60.0 * self.sr / (PPQN * bpm) for bpm in reversed(FIT_BPM))   # frames per tick
+        if lo <= b <= hi:
             self.fpt = b
             self._anchor = (float(arr[-1, 0]), a)
 
