@@ -32,6 +32,11 @@ def jam(*args: str) -> subprocess.CompletedProcess:
     (["--bpm", "120", "--timeout", "-1"], 2, "--timeout: -1 must be above 0"),
     (["--bpm", "120", "--buffer-seconds", "0"], 2, "--buffer-seconds: 0 must be at least 1"),
     (["--bpm", "120", "--samplerate", "0"], 2, "--samplerate: 0 must be at least 8000"),
+    # an offset of inf was an OverflowError traceback, nan "cannot convert float NaN to integer"
+    (["--bpm", "120", "--offset-ms", "inf"], 2, "--offset-ms inf must be a number of milliseconds within +-1000"),
+    (["--bpm", "120", "--offset-ms", "nan"], 2, "--offset-ms nan must be"),
+    # a non-loopback engine without --token: the engine worker died on a traceback, triggers were lost
+    (["--bpm", "120", "--host", "192.0.2.7"], 2, "--host 192.0.2.7 is not loopback"),
 ])
 def test_bad_input_is_a_clear_message(args, code, message):
     run = jam(*args)
@@ -67,3 +72,45 @@ def test_no_default_audio_device_is_named_not_device_minus_one(monkeypatch):
     with pytest.raises(RuntimeError) as e:
         JamAudio(RingBuffer(48000, 2), Mixer(2), FrameStamper(), [0, 1], [0, 1])
     assert "no default audio output device" in str(e.value) and "--device-out" in str(e.value)
+
+
+def test_a_bars_trigger_without_a_number_says_so():
+    """A note learned for "bars" with no `bars =` in the trigger file raised TypeError in the control loop at
+    every press."""
+    from segue.bridge.jam.app import Jam, JamConfig
+    from segue.bridge.jam.triggers import Action
+
+    jam = Jam(JamConfig(bpm=120.0, clock="fixed"))
+    assert "carries no number of bars" in jam._act(Action("bars"), 0.0)
+    assert jam._act(Action("bars", bars=2.0), 0.0) == "bars 2" and jam.bars_out == 2.0
+
+
+def test_clock_out_starts_on_a_sixteenth_so_song_position_is_exact():
+    """A Song Position Pointer counts sixteenths and the tick after Continue sounds at that sixteenth. The
+    sender rounded the position down and ticked on from the exact tick, so gear ran up to 5 ticks (up to
+    65 ms at 120 BPM) late. A follower fed the sender's own messages lands on the sender's bar lines."""
+    import mido
+
+    from segue.bridge.jam.clock import MidiClockFollower, MidiClockSender, fixed_map
+
+    class Port:
+        def __init__(self):
+            self.sent = []
+
+        def send(self, msg):
+            self.sent.append((frame, msg))
+
+    import threading
+    sender = object.__new__(MidiClockSender)
+    sender._mido, sender.port, sender.next_tick, sender.lock = mido, Port(), None, threading.Lock()
+    cmap = fixed_map(120.0, 48000, "4/4")                       # 1000 frames a tick, bar 0 at frame 0
+    follower = MidiClockFollower(48000)
+    frame = 7300.0                                              # 7.3 ticks in: between two sixteenths
+    while frame < 7300.0 + 3 * 96000:
+        sender.poll(cmap, frame)
+        frame += 256.0
+    for f, msg in sender.port.sent:                             # stamped at the poll that sent them
+        follower.feed(f, msg.type, getattr(msg, "pos", None))
+    first = sender.port.sent[0][1]
+    assert first.type == "songpos" and first.pos == 2           # the next sixteenth: tick 12, not 6
+    assert abs(follower.map.frame_of_bar(2) - cmap.frame_of_bar(2)) < 256, follower.map.frame_of_bar(2)

@@ -312,3 +312,72 @@ def test_terminal_keys(jack_server, tmp_path):
         jam.stop()
         os.close(master)
         os.close(slave)
+
+
+def test_quick_triggers_stop_while_generating_and_an_engine_that_dies(jack_server, tmp_path):
+    """Three faults of one kind, a continuation's life after its trigger (fixed tempo, a real dsp engine):
+    - ten quick /jam/continue made ten engine jobs whose clips launched on one bar line, summed (10x level);
+      now the first is generated and the others are told it launches when ready;
+    - /jam/stop while a continuation was generated let it launch anyway; now it is dropped;
+    - an engine that stops answering mid-request killed the jam's engine worker (EngineGone), so every
+      later trigger waited forever; now the next trigger works once an engine is up again."""
+    import signal
+
+    engine = start_engine(tmp_path / "e")
+    band = Band("band-life")
+    work = engine.root / "jam"
+    jam = Jam(tmp_path, engine.port, "--bpm", "120", "--context", "2", "--bars", "1", "--workdir", str(work),
+              "--timeout", "8")
+    bar = 96000
+    try:
+        jam.wait_ready()
+        wait_for_ports(band.client, ["PortAudio:in_0"])
+        rewire(band.client, [("band-life:out_0", "PortAudio:in_0"), ("band-life:out_1", "PortAudio:in_1")])
+        band.audio_start, band.audio = band.frame, groove(120.0, SR, bpm=120.0).T.copy()
+        _until(lambda: jam.status()["buffer_bars"] > 2.2, "two bars were not recorded", timeout=60)
+        replies = [jam.send("/jam/continue")[1][-1] for _ in range(10)]
+        assert sum("already being generated" in r for r in replies) == 9, replies
+        _until(lambda: len(jam.status()["launched"]) == 1, "the continuation was not launched", timeout=60)
+        f0 = jam.status()["frame"]
+        wait_frames(band.client, band.frame + 3 * bar)
+        st = jam.status()
+        assert len(st["launched"]) == 1 and st["queued"] == 0, st     # one clip, nothing left to launch
+        # Stop 30 ms after a trigger for 32 bars (generated for a while): dropped, never launched.
+        assert jam.send("/jam/bars", 32)[0] == "/jam/ok"
+        assert jam.send("/jam/continue")[0] == "/jam/ok"
+        time.sleep(0.03)
+        address, args = jam.send("/jam/stop")
+        assert address == "/jam/ok" and "dropped 1 continuation" in args[-1], args
+        wait_frames(band.client, band.frame + 3 * bar)
+        _until(lambda: not jam.status()["generating"], "the dropped continuation still runs", timeout=30)
+        assert len(jam.status()["launched"]) == 1
+        # The engine stops answering mid-request, then dies; a new one starts on the same port.
+        assert jam.send("/jam/continue")[0] == "/jam/ok"
+        time.sleep(0.05)
+        engine.proc.send_signal(signal.SIGSTOP)
+        _until(lambda: any("the next trigger tries again" in m for m in jam.status()["messages"]),
+               "the jam did not notice the engine had gone", timeout=40)
+        engine.proc.kill()
+        engine.proc.wait(timeout=10)
+        import conftest
+        free = conftest.free_port
+        conftest.free_port = lambda: engine.port           # the new engine on the port the jam knows
+        try:
+            engine2 = start_engine(tmp_path / "e2", "--allow-dir", str(engine.root))
+        finally:
+            conftest.free_port = free
+        try:
+            assert jam.send("/jam/bars", 1)[0] == "/jam/ok"
+            assert jam.send("/jam/continue")[0] == "/jam/ok"
+            _until(lambda: len(jam.status()["launched"]) == 2, "no trigger worked after the engine came back",
+                   timeout=60)
+        finally:
+            stop_engine(engine2)
+        assert f0 < jam.status()["frame"]
+    finally:
+        code = jam.stop()
+        band.close()
+        if engine.proc.poll() is None:
+            engine.proc.send_signal(signal.SIGCONT)
+            stop_engine(engine)
+    assert code == 0, jam.log.read_text()

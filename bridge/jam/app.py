@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..client import EngineClient, NoEngine, request_args
+from ..client import EngineClient, EngineGone, NoEngine, request_args
 from ..protocol import Double, ProtocolError, decode, encode
 from .clock import MIDI_CLOCK_KINDS, ClockMap, FrameStamper, MidiClockFollower, fixed_map, parse_sig
 from .ringbuffer import BarLines, RingBuffer, last_bars
@@ -95,6 +95,7 @@ class Jam:
         self.stop_event = threading.Event()
         self.messages: deque[str] = deque(maxlen=20)
         self.jobs: "queue.Queue[Job | None]" = queue.Queue()
+        self.dropped: set[str] = set()   # ids of jobs a Stop dropped while the engine worked on them
         self.current: Job | None = None  # the job the engine worker is running
         self.launch_pending = False  # ahead mode: a trigger came while the ahead job was still running
         self.ahead_tried = -(2**31)  # ahead mode: the bar in which the last ahead job was started
@@ -284,6 +285,9 @@ class Jam:
                     self.last_job = cur
                     cur.trigger_frame = frame
                     return self.say(f"continuation {cur.id} is being generated: it launches when ready")
+            pending = self._pending_launch()
+            if pending is not None:   # one launch per bar line: N quick presses made N clips sum at one line
+                return self.say(f"continuation {pending.id} is already being generated: it launches when ready")
             return self._start_job(frame, context, bars, ahead=False)
         if name == "variation":
             if self.last_job is None:
@@ -294,14 +298,18 @@ class Jam:
             self.last_job = job
             self.jobs.put(job)
             return self.say(f"variation {job.id}: seed {job.seed}")
-        if name == "stop":
+        if name == "stop":   # fade out what plays, drop what is queued or being generated
             self.mixer.stop()
-            return self.say("stop")
+            dropped = self._drop_jobs()
+            return self.say("stop" + (f" (dropped {dropped} continuation(s) being generated)" if dropped else ""))
         if name == "loop":
             self.loop = not self.loop
             self.mixer.set_loop(self.loop)
             return self.say(f"loop {'on' if self.loop else 'off'}")
         if name == "bars":
+            if action.bars is None:   # a note learned for "bars" without a value in the trigger file
+                return self.say("bars: this trigger carries no number of bars (set `bars = N` for it in the "
+                                "trigger file, or send /jam/bars N)")
             self.bars_out = float(action.bars)
             return self.say(f"bars {self.bars_out:g}")
         if name == "ahead":
@@ -313,6 +321,39 @@ class Jam:
             self.stop_event.set()
             return "quit"
         return self.say(f"unknown action {name}")
+
+    def _pending_launch(self) -> "Job | None":
+        """A triggered continuation (not one generated ahead) still queued or being generated, if any."""
+        cur = self.current
+        if cur is not None and not cur.ahead and cur.id not in self.dropped:
+            return cur
+        with self.jobs.mutex:
+            return next((j for j in self.jobs.queue if j is not None and not j.ahead), None)
+
+    def _drop_jobs(self) -> int:
+        """Stop: forget queued jobs, cancel the one the engine is working on (its result is dropped too),
+        and the continuation generated ahead. Returns how many were dropped."""
+        n = 0
+        while True:
+            try:
+                job = self.jobs.get_nowait()
+            except queue.Empty:
+                break
+            if job is None:           # close() asked the worker to end: keep that
+                self.jobs.put(None)
+                break
+            n += 1
+        cur = self.current
+        if cur is not None and cur.id not in self.dropped:
+            self.dropped.add(cur.id)
+            n += 1
+            try:
+                with EngineClient(self.cfg.engine_host, self.cfg.engine_port, self.cfg.token) as c:
+                    c.send("/segue/cancel", [cur.id])
+            except (OSError, ValueError):
+                pass                  # the engine is gone: its result, if any, is dropped anyway
+        self.ready, self.launch_pending = None, False
+        return n
 
     def _start_job(self, frame: float, context: int, bars: float, ahead: bool, quiet: bool = False) -> str:
         cmap = self.audio.cmap
@@ -369,6 +410,10 @@ class Jam:
                 self.current = job
                 try:
                     self._run_job(client, job)
+                except Exception as e:   # one failed job never ends the worker: the next trigger still works
+                    self.say(f"engine: {job.id} failed ({type(e).__name__}: {e}); the next trigger tries again")
+                    client.close()
+                    client = EngineClient(self.cfg.engine_host, self.cfg.engine_port, self.cfg.token)
                 finally:
                     self.current = None
         finally:
@@ -383,8 +428,11 @@ class Jam:
         t0 = time.monotonic()
         try:
             outcome = client.call("/segue/continue", args, timeout=self.cfg.timeout, answer_within=3.0)
-        except NoEngine as e:
-            self.say(f"engine: {e}; audio keeps running")
+        except (NoEngine, EngineGone) as e:
+            self.say(f"engine: {e}; audio keeps running, the next trigger tries again")
+            return
+        if job.id in self.dropped:    # Stop came while it was generated
+            self.dropped.discard(job.id)
             return
         if not outcome.ok:
             _, code, message = (outcome.final.args + ["", "", ""])[:3]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import signal
 import sys
@@ -85,6 +86,14 @@ def _config(args):
     parse_sig(args.sig)
     if not 1 <= args.context <= 64 or not 0 < args.bars <= 64:
         raise ValueError("--context must be 1-64 bars and --bars in (0, 64]")
+    if not math.isfinite(args.offset_ms) or abs(args.offset_ms) > 1000:
+        raise ValueError(f"--offset-ms {args.offset_ms:g} must be a number of milliseconds within +-1000")
+    from ..net import is_loopback_host
+    if not is_loopback_host(args.host) and not args.token:
+        raise ValueError(f"--host {args.host} is not loopback: the engine then needs --token (and so does the jam)")
+    if args.bpm is not None and clock != "fixed":
+        print(f"segue jam: note: --bpm {args.bpm:g} is only a first guess; the tempo follows the {clock} clock",
+              file=sys.stderr)
     if args.learn and args.learn not in ACTIONS:
         raise ValueError(f"--learn {args.learn!r} is not one of {', '.join(ACTIONS)}")
     if args.learn and not args.triggers:

@@ -339,7 +339,11 @@ class MidiClockSender:
     def poll(self, cmap: ClockMap, frame: float) -> None:
         with self.lock:
             if self.next_tick is None:
-                self.next_tick = float(math.ceil(cmap.tick_at_frame(frame)))
+                # A Song Position Pointer counts sixteenth notes and the next tick after Continue sounds
+                # at that sixteenth: start ticking at the next one (it was rounded down, so gear ran up
+                # to five ticks late, 23-65 ms at 120 BPM).
+                tick = cmap.tick_at_frame(frame)
+                self.next_tick = float(math.ceil(tick / TICKS_PER_SPP - 1e-9) * TICKS_PER_SPP)
                 self.port.send(self._mido.Message("songpos", pos=int(self.next_tick // TICKS_PER_SPP)))
                 self.port.send(self._mido.Message("continue" if self.next_tick else "start"))
             while cmap.frame_at_tick(self.next_tick) <= frame:
