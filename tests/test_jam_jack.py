@@ -381,3 +381,33 @@ def test_quick_triggers_stop_while_generating_and_an_engine_that_dies(jack_serve
             engine.proc.send_signal(signal.SIGCONT)
             stop_engine(engine)
     assert code == 0, jam.log.read_text()
+
+
+def test_the_jack_server_going_away_ends_the_jam_with_a_message(jack_server, tmp_path):
+    """jackd killed under a running jam: it froze silently (status 'running', 0 xruns), never came back, and
+    SIGTERM then hung for over 20 s. Now it says the audio stopped and exits 1 within seconds."""
+    keys = ("JACK_DEFAULT_SERVER", "MIDO_BACKEND")
+    saved = {k: os.environ.get(k) for k in keys}
+    server = JackServer(f"segue-gone-{os.getpid()}")
+    server.start()                                   # the jam below runs on this server, not the module's
+    try:
+        jam = Jam(tmp_path, free_port(), "--bpm", "120", "--workdir", str(tmp_path / "work"))
+        try:
+            jam.wait_ready()
+            server.proc.kill()
+            server.proc.wait(timeout=10)
+            code = jam.proc.wait(timeout=30)
+        finally:
+            if jam.proc.poll() is None:
+                jam.proc.kill()
+                jam.proc.wait(timeout=10)
+            jam.sock.close()
+    finally:
+        server.stop()
+        for k, v in saved.items():
+            os.environ[k] = v
+        for p in Path("/dev/shm").glob(f"*{server.name}*"):   # a killed server leaves its semaphores
+            p.unlink(missing_ok=True)
+    log = jam.log.read_text()
+    assert code == 1, log
+    assert "audio stopped: no audio callback" in log and "JACK server" in log, log

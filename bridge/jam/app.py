@@ -35,6 +35,8 @@ from .scheduler import Clip, Mixer
 from .triggers import KEY_HELP, Action, TriggerMap, osc_action
 
 
+AUDIO_STALL_SECONDS = 5.0  # no audio callback this long while running: the audio is gone
+
 @dataclass
 class JamConfig:
     engine_host: str = "127.0.0.1"
@@ -116,6 +118,7 @@ class Jam:
         self._files: deque[Path] = deque()
         self.bar_lines = BarLines()
         self.lock = threading.RLock()  # actions vs the engine worker's hand-over of results
+        self.audio_lost = False  # the audio stream stopped calling back (server or device gone)
 
     # ---------------------------------------------------------------- setup
     def open(self) -> None:
@@ -176,12 +179,13 @@ class Jam:
     def close(self) -> None:
         self.stop_event.set()
         self.jobs.put(None)
-        if self.audio is not None:
+        if self.audio is not None and not self.audio_lost:
             self.audio.close()  # terminates PortAudio first (JACK may go away after us)
-        for i in self.inputs:
-            i.close()
-        if self.clock_sender is not None:
-            self.clock_sender.close()
+        if not self.audio_lost:   # JACK MIDI ports of a server that went away cannot be closed either
+            for i in self.inputs:
+                i.close()
+            if self.clock_sender is not None:
+                self.clock_sender.close()
         if self.link is not None:
             self.link.close()
         if self.sock is not None:
@@ -201,7 +205,18 @@ class Jam:
             port = self.cfg.midi_in or "segue-jam:in (a virtual port)"
             self.say(f"waiting for MIDI clock on {port}; or use --bpm or --clock link")
         reported: set[str] = set()
+        heard_frame, heard_at = self.audio.frame, time.monotonic()
         while not self.stop_event.is_set():
+            if self.audio.frame != heard_frame:
+                heard_frame, heard_at = self.audio.frame, time.monotonic()
+            elif time.monotonic() - heard_at > AUDIO_STALL_SECONDS:
+                # No audio callback for seconds: the JACK server or the device went away. PortAudio cannot
+                # reconnect, and closing it would wait on the dead server: say so and end (cli exits at once).
+                self.audio_lost = True
+                self.say(f"audio stopped: no audio callback for {AUDIO_STALL_SECONDS:g} s (the JACK server or "
+                         "the audio device went away); segue jam ends, start it again once the audio is back")
+                self.stop_event.set()
+                break
             try:
                 self._step()
             except Exception as e:  # report each distinct fault once; the audio keeps running

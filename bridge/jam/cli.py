@@ -157,6 +157,10 @@ def cmd_jam(args) -> int:
         jam.close()
         if cfg.status_line:
             print(file=sys.stderr)
+    if jam.audio_lost:   # PortAudio's own exit handler would wait forever on the server that went away
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(1)
     return 0
 
 
