@@ -411,3 +411,29 @@ def test_the_jack_server_going_away_ends_the_jam_with_a_message(jack_server, tmp
     log = jam.log.read_text()
     assert code == 1, log
     assert "audio stopped: no audio callback" in log and "JACK server" in log, log
+
+
+def test_context_one_bar_continues(jack_server, tmp_path):
+    """`--context 1` (allowed 1-64) never worked with dsp: one bar cut on its bar lines leaves 3 whole beats
+    clear of the join, and dsp needs a bar to draw from (insufficient_context at every trigger). The jam
+    now cuts the same trigger again with one more bar, says so, and launches."""
+    engine = start_engine(tmp_path / "e")
+    band = Band("band-ctx1")
+    jam = Jam(tmp_path, engine.port, "--bpm", "120", "--context", "1", "--bars", "1",
+              "--workdir", str(engine.root / "jam"))
+    try:
+        jam.wait_ready()
+        wait_for_ports(band.client, ["PortAudio:in_0"])
+        rewire(band.client, [("band-ctx1:out_0", "PortAudio:in_0"), ("band-ctx1:out_1", "PortAudio:in_1")])
+        band.audio_start, band.audio = band.frame, groove(60.0, SR, bpm=120.0).T.copy()
+        _until(lambda: jam.status()["buffer_bars"] > 3.2, "three bars were not recorded", timeout=60)
+        assert jam.send("/jam/continue")[0] == "/jam/ok"
+        _until(lambda: len(jam.status()["launched"]) == 1, "--context 1 launched nothing", timeout=60)
+        st = jam.status()
+        assert any("needs more than 1 bar(s) of context: continuing the last 2 bars" in m for m in st["messages"]), st
+        assert st["launched"][0]["source_bars"][1] - st["launched"][0]["source_bars"][0] == 2
+    finally:
+        code = jam.stop()
+        band.close()
+        stop_engine(engine)
+    assert code == 0, jam.log.read_text()

@@ -87,6 +87,7 @@ class Job:
     trigger_frame: float
     source_bars: tuple[int, int]
     t_trigger: float = field(default_factory=time.monotonic)
+    context: int = 0          # bars of context it was cut with (0: a variation of another job's source)
 
 
 class Jam:
@@ -375,22 +376,47 @@ class Jam:
         if cmap is None or not cmap.running:
             return self.say("continue: the clock is not running (waiting for MIDI clock / Start)") if not quiet else ""
         try:
-            first, start, stop = last_bars(cmap, frame, context, held_from=self.ring.start, lines=self.bar_lines)
-            audio = self.ring.read(start, stop)
+            job = self._cut_job(cmap, frame, context, bars, ahead)
         except ValueError as e:
             return self.say(f"continue: {e}") if not quiet else ""
+        self.jobs.put(job)
+        if quiet:
+            return ""
+        return self.say(f"continue {job.id}: bars {job.source_bars[0]}..{job.source_bars[1] - 1} for {bars:g} bars "
+                        f"at {cmap.bpm:.2f} BPM")
+
+    def _cut_job(self, cmap: ClockMap, frame: float, context: int, bars: float, ahead: bool) -> Job:
+        """The job continuing the last `context` whole bars before `frame`, its source written. Raises
+        ValueError when the buffer does not hold them."""
+        first, start, stop = last_bars(cmap, frame, context, held_from=self.ring.start, lines=self.bar_lines)
+        audio = self.ring.read(start, stop)
         rid = uuid.uuid4().hex[:12]
         src = self._write_source(rid, audio)
         n_bars = round((stop - start) / cmap.frames_per_bar)
         job = Job(rid, src, (stop - start) / self.sr, bars, cmap.bpm, self.cfg.seed, ahead, frame,
-                  (first, first + n_bars))
+                  (first, first + n_bars), context=context)
         if not ahead:
             self.last_job = job
-        self.jobs.put(job)
-        if quiet:
-            return ""
-        return self.say(f"continue {job.id}: bars {first}..{job.source_bars[1] - 1} for {bars:g} bars "
-                        f"at {cmap.bpm:.2f} BPM")
+        return job
+
+    def _more_context(self, job: Job) -> bool:
+        """The engine found too little context in the job's bars (dsp needs a bar of whole grid units
+        clear of the join, so one bar is never enough): cut the same trigger again with one more bar,
+        at most two more than asked. Returns whether it was queued."""
+        cmap = self.audio.cmap
+        if not job.context or job.context >= min(self.cfg.context + 2, 64) or cmap is None or not cmap.running:
+            return False
+        with self.lock:
+            try:
+                more = self._cut_job(cmap, job.trigger_frame, job.context + 1, job.bars, job.ahead)
+            except ValueError:
+                return False
+            more.trigger_frame = job.trigger_frame
+            self.jobs.put(more)
+        if not job.ahead:
+            self.say(f"the engine needs more than {job.context} bar(s) of context: continuing the last "
+                     f"{more.context} bars instead ({more.id})")
+        return True
 
     def _write_source(self, rid: str, audio: np.ndarray) -> Path:
         from pedalboard.io import AudioFile
@@ -451,6 +477,8 @@ class Jam:
             return
         if not outcome.ok:
             _, code, message = (outcome.final.args + ["", "", ""])[:3]
+            if code == "insufficient_context" and self._more_context(job):
+                return
             self.say(f"engine error {code}: {message}")
             return
         path = Path(outcome.final.args[1])
