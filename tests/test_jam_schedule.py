@@ -132,6 +132,9 @@ def test_keys_and_osc_actions():
     assert osc_action("/jam/learn", ["stop"]) == Action("learn:stop")
     with pytest.raises(ValueError, match="unknown jam address"):
         osc_action("/jam/dance", [])
+    for other in ("/foo/continue", "/jam/status/stop", "/continue"):   # were taken as /jam/<last part>
+        with pytest.raises(ValueError, match="addresses are /jam/ACTION"):
+            osc_action(other, [])
     with pytest.raises(ValueError, match=r"\(0, 64\]"):
         osc_action("/jam/bars", [0])
 

@@ -170,6 +170,9 @@ def osc_action(address: str, args: list) -> Action:
     """'/jam/<action>' with optional numbers -> Action. Raises ValueError naming the problem.
     /jam/continue [context [bars]], /jam/variation, /jam/stop, /jam/loop, /jam/ahead, /jam/bars N, /jam/learn NAME
     (the learn target is returned as Action('learn:NAME'))."""
+    if not address.startswith("/jam/") or address.count("/") != 2:   # /foo/continue, /jam/status/stop
+        raise ValueError(f"unknown jam address {address} (addresses are /jam/ACTION: "
+                         f"{', '.join(ACTIONS)}, learn, status)")
     name = address.rsplit("/", 1)[-1]
     nums = [a for a in args if isinstance(a, (int, float)) and not isinstance(a, bool)]
     if name == "learn":
