@@ -257,7 +257,7 @@ function M.items_under(s, e)
       local item = reaper.GetSelectedMediaItem(0, i)
       if overlaps(item) then found[#found + 1] = item end
     end
-    return found, true
+    return M.one_per_track(found, s, e), true
   end
   for t = 0, reaper.CountSelectedTracks(0) - 1 do
     local track = reaper.GetSelectedTrack(0, t)
@@ -266,7 +266,41 @@ function M.items_under(s, e)
       if overlaps(item) then found[#found + 1] = item end
     end
   end
-  return found, false
+  return M.one_per_track(found, s, e), false
+end
+
+-- Overlapping items on one track under [s, e) (an earlier result landed as a new item over the
+-- original): one request per track, for the item covering most of the selection, then the longest
+-- (the most context around it; a result item holds none). The console says which one.
+function M.one_per_track(items, s, e)
+  local best, order = {}, {}
+  local function score(item)
+    local pos = reaper.GetMediaItemInfo_Value(item, "D_POSITION")
+    local len = reaper.GetMediaItemInfo_Value(item, "D_LENGTH")
+    return math.min(e, pos + len) - math.max(s, pos), len
+  end
+  for _, item in ipairs(items) do
+    local track = reaper.GetMediaItem_Track(item)
+    local cur = best[track]
+    if not cur then
+      best[track], order[#order + 1] = { item = item, n = 1 }, track
+    else
+      cur.n = cur.n + 1
+      local c1, l1 = score(item)
+      local c0, l0 = score(cur.item)
+      if c1 > c0 + EPS or (math.abs(c1 - c0) <= EPS and l1 > l0 + EPS) then cur.item = item end
+    end
+  end
+  local out = {}
+  for _, track in ipairs(order) do
+    local b = best[track]
+    if b.n > 1 then
+      M.log(string.format("%s: %d overlapping items lie under the selection; Segue uses %s.",
+        M.track_label(track), b.n, M.item_label(b.item)))
+    end
+    out[#out + 1] = b.item
+  end
+  return out
 end
 
 ---------------------------------------------------------------- client processes
@@ -808,12 +842,15 @@ function M.inpaint_spans()
     local spans, problems = {}, {}
     for _, rt in ipairs(razor) do
       local a, b = rt.areas[1][1], rt.areas[#rt.areas][2]
-      local found
+      local found, found_len
       for i = 0, reaper.CountTrackMediaItems(rt.track) - 1 do
         local item = reaper.GetTrackMediaItem(rt.track, i)
         local pos = reaper.GetMediaItemInfo_Value(item, "D_POSITION")
         local len = reaper.GetMediaItemInfo_Value(item, "D_LENGTH")
-        if pos <= a + EPS and pos + len >= b - EPS then found = item end
+        -- of overlapping items covering the areas, the longest (the most context; a result item holds none)
+        if pos <= a + EPS and pos + len >= b - EPS and (not found or len > found_len + EPS) then
+          found, found_len = item, len
+        end
       end
       if found then
         spans[#spans + 1] = { item = found, a = a, b = b, areas = #rt.areas > 1 and rt.areas or nil }

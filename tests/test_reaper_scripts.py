@@ -198,6 +198,23 @@ def test_inpaint_every_selected_track_in_one_undo_step(env):
     assert_one_undo_block(rep, "inpaint")
 
 
+def test_an_earlier_result_over_the_original_is_not_taken_as_the_source(env):
+    """Item-mode landing leaves a 2.5 s result item over the original. Inpainting the same selection again
+    by its track took both: the result item (no context around it) made the whole action fail with "the
+    file is shorter than the context needed". One item per track now goes: the one covering most of the
+    selection, then the longest (the original), and the console says so."""
+    prev = h.write_wav(env.path / "drums-inpaint-prev-v1.wav", PROJECT_SR, 2.5)
+    tracks = [{"name": "Drums", "selected": True,
+               "items": [{"position": 2.0, "length": 18.0, "takes": [{"file": str(env.src), "startoffs": 1.5}]},
+                         {"position": 12.0, "length": 2.5, "takes": [{"file": str(prev), "startoffs": 0.0}]}]}]
+    rep = env.run("inpaint", project(env.src, tracks=tracks))
+    assert_clean(rep)
+    (req,) = env.calls("inpaint")
+    assert req[1] == str(env.src) and float(req[2]) == pytest.approx(11.5)
+    assert "2 overlapping items lie under the selection; Segue uses" in rep["console"]
+    assert "item at 2.000 s" in rep["console"]
+
+
 def test_inpaint_downbeat_moves_into_the_file_when_the_bar_line_is_before_it(env):
     item = {"position": 11.0, "length": 6.0, "selected": True, "takes": [{"file": str(env.src), "startoffs": 0.2}]}
     rep = env.run("inpaint", project(env.src, item=item))
