@@ -437,3 +437,17 @@ def test_context_one_bar_continues(jack_server, tmp_path):
         band.close()
         stop_engine(engine)
     assert code == 0, jam.log.read_text()
+
+
+def test_a_sample_rate_the_jack_server_does_not_run_at_is_named(jack_server, tmp_path):
+    """--samplerate 44100 against a 48 kHz server gave only PortAudio's 'Invalid sample rate [-9997]'."""
+    jam = Jam(tmp_path, free_port(), "--bpm", "120", "--samplerate", "44100", "--workdir", str(tmp_path / "w"))
+    try:
+        code = jam.proc.wait(timeout=60)
+    finally:
+        if jam.proc.poll() is None:
+            jam.proc.kill()
+        jam.sock.close()
+    log = jam.log.read_text()
+    assert code == 1 and "runs at 48000 Hz, --samplerate asked 44100" in log, log
+    assert "Traceback" not in log

@@ -77,7 +77,15 @@ class JamAudio:
                                     channels=(n_in, n_out), dtype="float32", callback=self._callback)
         except (sd.PortAudioError, ValueError) as e:
             apis = ", ".join(f"{h['name']} ({len(h['devices'])} devices)" for h in sd.query_hostapis())
-            raise RuntimeError(f"cannot open the audio stream: {e}. Audio APIs here: {apis}; choose with "
+            rate = ""
+            if samplerate is not None and "sample rate" in str(e).lower():   # PortAudio does not say which
+                try:
+                    info = sd.query_devices(dout) if dout is not None else sd.query_devices(kind="output")
+                    rate = (f" (the output device runs at {int(info['default_samplerate'])} Hz, "
+                            f"--samplerate asked {samplerate}; a JACK server's rate is fixed when it starts)")
+                except Exception:
+                    pass
+            raise RuntimeError(f"cannot open the audio stream: {e}{rate}. Audio APIs here: {apis}; choose with "
                                "--audio-api, --device-in, --device-out (under JACK the server must be running "
                                "before the jam starts)") from None
         self.sr = int(self.stream.samplerate)
