@@ -224,6 +224,9 @@ def _request(kind: str, rid: str, positional: dict, opts: dict) -> Request:
     return req
 
 
+REGION_EDGE_SLACK = 1e-6   # seconds: a region this far past the selection's edge is on the edge (rounding)
+
+
 def parse_regions(text: str, start: float, end: float, rid: str = "") -> list[tuple[float, float]]:
     """'s1:e1,s2:e2' (seconds) -> [(s1, e1), ...]: each inside [start, end), sorted, not overlapping.
 
@@ -248,8 +251,12 @@ def parse_regions(text: str, start: float, end: float, rid: str = "") -> list[tu
             raise ProtocolError("bad_option", f"region {item.strip()[:40]!r} must be finite", rid)
         if s >= e:
             raise ProtocolError("bad_option", f"region {s:g}:{e:g}: start must be before end", rid)
-        if s < start or e > end:
-            raise ProtocolError("bad_option", f"region {s:g}:{e:g} lies outside the selection {start:g}-{end:g} s", rid)
+        if s < start - REGION_EDGE_SLACK or e > end + REGION_EDGE_SLACK:
+            raise ProtocolError("bad_option", f"region {s:.10g}:{e:.10g} lies outside the selection "
+                                f"{start:.10g}-{end:.10g} s", rid)
+        # a region on the selection's edge, printed with fewer digits than the float32 edge was sent
+        # with (a locator on the loop brace in Live), lands a hair outside it: it means the edge
+        s, e = max(s, start), min(e, end)
         if out and s < out[-1][1]:
             raise ProtocolError("bad_option", f"region {s:g}:{e:g} starts before the previous one ends "
                                 f"({out[-1][1]:g}); list regions sorted and not overlapping", rid)

@@ -283,3 +283,18 @@ def test_a_backend_option_the_backend_does_not_take_is_refused(engine, sources):
         out = c.call("/segue/inpaint", ["bo2", str(sources["loop48"]), Double(1.0), Double(2.0),
                                         "sa3-small.window", "short"], timeout=60)
         assert out.final.address == "/segue/done", out.final.args
+
+
+def test_a_region_on_the_selection_edge_printed_with_fewer_digits_is_on_the_edge():
+    """The Live device sends the selection as float32 and its locator regions with 9 decimals: a locator on
+    the loop brace printed a hair outside the float32 edge (0.685714304 < 0.68571430444...) and the engine
+    refused it (152 of 320 brace/tempo cases in a probe). Within 1 us it is the edge; further is refused."""
+    import numpy as np
+
+    from segue.bridge.protocol import ProtocolError, parse_regions
+
+    start, end = float(np.float32(24 / 35)), float(np.float32(72 / 35))   # 1.2 and 3.6 beats at 105 BPM
+    got = parse_regions(f"{start:.9f}:1.0,1.5:{end:.9f}", start, end)
+    assert got == [(start, 1.0), (1.5, end)]
+    with pytest.raises(ProtocolError, match="lies outside the selection"):
+        parse_regions(f"{start - 1e-5:.9f}:1.0", start, end)
