@@ -88,7 +88,7 @@ function warpBeatToSeconds(markers, beat) {
 //
 // clip: {start_time, end_time, warping, looping, loop_start, loop_end,
 //        start_marker, file_path, sample_rate, sample_length, pitch_coarse,
-//        pitch_fine, warp_markers: [{beat_time, sample_time}], is_audio_clip}
+//        pitch_fine, gain, warp_markers: [{beat_time, sample_time}], is_audio_clip}
 // Supported: unwarped clips at natural pitch, and warped clips whose every warp
 // segment plays at the song tempo (the file plays at natural speed). Anything
 // else is refused with a message telling the user what to do.
@@ -109,6 +109,12 @@ function sourceMapping(clip, song) {
         originBeat = clip.start_time;
         originSec = clip.loop_start;
     } else {
+        // Warped, Transpose/Detune change the pitch only: the engine works on the file's pitch and the
+        // result lands unwarped, so it would sit at the wrong pitch in the middle of the clip.
+        if (clip.pitch_coarse || clip.pitch_fine)
+            return fail("transposed", "The clip is transposed (Transpose " + fmt(clip.pitch_coarse || 0, 0) + " st, Detune " +
+                        fmt(clip.pitch_fine || 0, 0) + " ct), so it does not play its file's pitch. Set Transpose and " +
+                        "Detune to 0, or Consolidate the clip (Cmd/Ctrl+J) first.");
         var m = clip.warp_markers;
         if (!m || m.length < 2)
             return fail("warp_unknown", "The clip is warped and its warp markers could not be read (Live 11 or later is needed). " +
@@ -254,7 +260,7 @@ function planInpaint(song, clip, opts) {
     // most half a float32 step (see docs/ableton.md).
     return finishPlan("inpaint", id, "/segue/inpaint", args, song, map.toSong(s32),
                       spanToSamples(s32, e32, song.sr),
-                      { fileStart: s32, fileEnd: e32, braceStart: r0, braceEnd: r1 });
+                      { fileStart: s32, fileEnd: e32, braceStart: r0, braceEnd: r1, gain: clip.gain });
 }
 
 // Continue: N bars from the clip's end.
@@ -279,7 +285,7 @@ function planContinue(song, clip, bars, opts) {
         .concat(commonOptions(song, opts));
     return finishPlan("continue", id, "/segue/continue", args, song, map.toSong(at32),
                       barsToSamples(bars, song.num, song.den, fround32(song.tempo), song.sr),
-                      { fileAt: at32, clipEnd: clip.end_time });
+                      { fileAt: at32, clipEnd: clip.end_time, gain: clip.gain });
 }
 
 // Generate: N bars from a prompt, landing at the loop brace start.

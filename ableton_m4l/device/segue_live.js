@@ -46,9 +46,16 @@ function readSong(api, sr) {
 // Path of the track holding this device ("live_set tracks N"), or null when the
 // device sits on a return or the main track (no clips there).
 function deviceTrackPath(api) {
-    var t = api("this_device canonical_parent");
-    var p = exists(t) ? pathOf(t) : "";
-    return /^live_set tracks \d+$/.test(p) ? p : null;
+    // Inside a rack the parent is a chain (of a rack device, of a track...): walk up to the track.
+    var p = "this_device";
+    for (var i = 0; i < 16; i++) {
+        var t = api(p + " canonical_parent");
+        var path = exists(t) ? pathOf(t) : "";
+        if (/^live_set tracks \d+$/.test(path)) return path;
+        if (!path || /^live_set (return_tracks \d+|master_track)$/.test(path)) return null;
+        p = path;
+    }
+    return null;
 }
 
 // warp_markers arrives as a dict; [js] hands it over as JSON text (or, in some
@@ -88,6 +95,7 @@ function readClip(api, path) {
     clip.sample_length = num(c.get("sample_length"));
     clip.pitch_coarse = num(c.get("pitch_coarse"));
     clip.pitch_fine = num(c.get("pitch_fine"));
+    clip.gain = num(c.get("gain"));
     clip.warp_markers = clip.warping ? parseWarpMarkers(c.get("warp_markers")) : [];
     return clip;
 }
@@ -149,10 +157,12 @@ function readCuePoints(api) {
 // ---------------------------------------------------------------- writing back
 
 // The created clip must play the file at natural speed: Live may create it
-// warped, and warping would stretch it to Live's guess of the file's tempo.
-function finishClip(api, clipPath, name) {
+// warped, and warping would stretch it to Live's guess of the file's tempo. It
+// takes the source clip's gain, so it plays at the level of what it replaces.
+function finishClip(api, clipPath, name, gain) {
     var c = api(clipPath);
     if (num(c.get("warping"))) c.set("warping", 0);
+    if (typeof gain === "number" && isFinite(gain)) c.set("gain", gain);
     c.set("name", name);
     return clipPath;
 }
@@ -175,7 +185,7 @@ function findClipAt(api, ownerPath, position, filePath) {
     return null;
 }
 
-function placeArrangement(api, trackPath, paths, position, names) {
+function placeArrangement(api, trackPath, paths, position, names, gain) {
     var track = api(trackPath);
     var made = [];
     for (var k = 0; k < paths.length; k++) {
@@ -194,12 +204,12 @@ function placeArrangement(api, trackPath, paths, position, names) {
         }
         var clipPath = findClipAt(api, owner, position, paths[k]);
         if (!clipPath) return { ok: false, made: made };
-        made.push(finishClip(api, clipPath, names[k]));
+        made.push(finishClip(api, clipPath, names[k], gain));
     }
     return { ok: true, made: made };
 }
 
-function placeSession(api, trackPath, paths, names) {
+function placeSession(api, trackPath, paths, names, gain) {
     var track = api(trackPath);
     var made = [];
     var slot = 0;
@@ -217,7 +227,7 @@ function placeSession(api, trackPath, paths, names) {
         var slotPath = trackPath + " clip_slots " + slot;
         api(slotPath).call("create_audio_clip", forLive(paths[k]));
         if (!num(api(slotPath).get("has_clip"))) return { ok: false, made: made };
-        made.push(finishClip(api, slotPath + " clip", names[k]));
+        made.push(finishClip(api, slotPath + " clip", names[k], gain));
         slot++;
     }
     return { ok: true, made: made };
@@ -232,8 +242,8 @@ function placeResults(api, trackPath, plan, files, version) {
     for (var k = 0; k < files.length; k++) names.push(core.clipName(plan.kind, k, files.length));
     for (var i = 0; i < methods.length; i++) {
         var r;
-        if (methods[i] === "arrangement") r = placeArrangement(api, trackPath, files, plan.positionBeats, names);
-        else if (methods[i] === "session") r = placeSession(api, trackPath, files, names);
+        if (methods[i] === "arrangement") r = placeArrangement(api, trackPath, files, plan.positionBeats, names, plan.gain);
+        else if (methods[i] === "session") r = placeSession(api, trackPath, files, names, plan.gain);
         else return { method: "manual", clips: [], files: files };
         // A partial success stays (Undo removes it); the rest is shown as files.
         if (r.ok) return { method: methods[i], clips: r.made, files: files };

@@ -47,6 +47,9 @@ test("reads song, device track and Live version through the LOM", () => {
     assert.equal(live.deviceTrackPath(api), "live_set tracks 0");
     assert.deepEqual(live.readVersion(api), { major: 12, minor: 3, bugfix: 1 });
     assert.equal(live.deviceTrackPath(makeSet({ deviceTrack: null }).api()), null);
+    // Inside a rack the parent is a chain: the device walks up to the track (it said "Put Segue on an
+    // audio track" there).
+    assert.equal(live.deviceTrackPath(makeSet({ inRack: true }).api()), "live_set tracks 0");
 });
 
 test("continue on Live 12.2: an arrangement clip at the clip end, exactly 4 bars of 7/8 at 87.5 BPM, warp off", () => {
@@ -68,7 +71,7 @@ test("continue on Live 12.2: an arrangement clip at the clip end, exactly 4 bars
     assert.ok(Math.abs(creates[0].args[1] - (7 + 8 / SPB)) < 1e-6, "placed at the clip end: " + creates[0].args[1]);
     // Live created it warped; the device turned warp off and named it.
     const sets = set.log.filter((e) => e.op === "set").map((e) => [e.prop, e.value]);
-    assert.deepEqual(sets, [["warping", 0], ["name", "Segue continue"]]);
+    assert.deepEqual(sets, [["warping", 0], ["gain", 0.4], ["name", "Segue continue"]]);
     const made = set.tracks[0].clips.find((c) => c.file_path === files[0]);
     const lengthBeats = set.get({ kind: "clip", clip: made }, "end_time")[0] - made.start_time;
     assert.ok(Math.abs(lengthBeats - 14) < 1 / SR_PROJECT / SPB, "4 bars of 7/8 = 14 beats, got " + lengthBeats);
@@ -166,4 +169,28 @@ test("warp markers arrive as JSON text and are read", () => {
     assert.deepEqual(clip.warp_markers, m);
     assert.deepEqual(live.parseWarpMarkers(["not json"]), []);
     assert.equal(core.sourceMapping(clip, { tempo: TEMPO }).ok, true);
+});
+
+
+test("the result takes the source clip's gain; a warped clip that is transposed is refused", () => {
+    // Gain 0.55 on the source: the new clip played at Live's default, a level jump inside the clip.
+    const set = makeSet({ version: [12, 2, 0], tracks: [{ clips: [sourceClip({ gain: 0.55 })] }] });
+    const api = set.api();
+    const song = live.readSong(api, SR_PROJECT);
+    const clip = live.pickContinueClip(api, "live_set tracks 0");
+    const plan = core.planContinue(song, clip, 4, { id: "m4l-g1" });
+    assert.equal(plan.ok, true, plan.message);
+    live.placeResults(api, "live_set tracks 0", plan, fakeResults(plan, 1, "gain"), live.readVersion(api));
+    const gains = set.log.filter((e) => e.op === "set" && e.prop === "gain").map((e) => e.value);
+    assert.deepEqual(gains, [0.55]);
+    // Warped at the song tempo but Transpose +7: pitch changes, speed does not; the engine hears the
+    // file's pitch and the unwarped result would land at it. It was accepted.
+    const warped = { warping: 1, looping: 0, loop_start: 0, start_marker: 0, pitch_coarse: 7,
+                     warp_markers: [{ beat_time: 0, sample_time: 0 }, { beat_time: TEMPO / 60 * 12, sample_time: 12 }] };
+    const t = core.planInpaint(song, Object.assign({}, clip, warped), { id: "m4l-t1" });
+    assert.equal(t.ok, false);
+    assert.equal(t.code, "transposed");
+    assert.match(t.message, /Transpose 7 st/);
+    const ok = core.planInpaint(song, Object.assign({}, clip, warped, { pitch_coarse: 0 }), { id: "m4l-t2" });
+    assert.equal(ok.ok, true, ok.message);
 });

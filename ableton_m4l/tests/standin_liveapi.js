@@ -14,7 +14,7 @@ const { readWavInfo } = require("../node/wav.js");
 function newClip(props) {
     return Object.assign({
         is_audio_clip: 1, name: "", file_path: "", warping: 0, looping: 0, loop_start: 0, loop_end: 0,
-        start_marker: 0, end_marker: 0, sample_rate: 44100, sample_length: 0, pitch_coarse: 0, pitch_fine: 0,
+        start_marker: 0, end_marker: 0, sample_rate: 44100, sample_length: 0, pitch_coarse: 0, pitch_fine: 0, gain: 0.4,
         start_time: 0, end_time: 0, warp_markers: [],
     }, props);
 }
@@ -31,6 +31,7 @@ class LiveSet {
                 ({ clip: t.sessionClips && t.sessionClips[i] ? newClip(t.sessionClips[i]) : null })),
         }));
         this.deviceTrack = opts.deviceTrack === undefined ? 0 : opts.deviceTrack;
+        this.inRack = !!opts.inRack; // the device sits in an Audio Effect Rack's chain on that track
         this.detailClip = opts.detailClip || null; // LOM path or null
         this.missing = new Set(opts.missing || []); // e.g. "track.create_audio_clip": absent despite the version
         // A Mac Live wants /Volumes/<drive>/... paths in create_audio_clip (LOM reference); other
@@ -70,8 +71,14 @@ class LiveSet {
         const cue = /^live_set cue_points (\d+)$/.exec(path);
         if (cue) return +cue[1] < this.cuePoints.length ? { kind: "cue", time: this.cuePoints[+cue[1]], path } : null;
         if (path === "live_set view detail_clip") return this.detailClip ? this.resolve(this.detailClip) : null;
-        if (path === "this_device canonical_parent")
-            return this.deviceTrack === null ? null : this.resolve("live_set tracks " + this.deviceTrack);
+        if (path === "this_device canonical_parent") {
+            if (this.deviceTrack === null) return null;
+            // In a rack the device's parent is a chain of the rack device on the track (LOM).
+            if (this.inRack) return { kind: "chain", path: "live_set tracks " + this.deviceTrack + " devices 0 chains 0" };
+            return this.resolve("live_set tracks " + this.deviceTrack);
+        }
+        const up = /^(live_set tracks \d+)( devices \d+)( chains \d+)? canonical_parent$/.exec(path);
+        if (up) return up[3] ? { kind: "device", path: up[1] + up[2] } : this.resolve(up[1]);
         if (w[0] !== "live_set" || w[1] !== "tracks") return null;
         const ti = +w[2], track = this.tracks[ti];
         if (!track) return null;
