@@ -12,6 +12,7 @@ outlets = 4; // 0: to udpsend, 1: to udpreceive (port), 2: UI (route status engi
 var core = require("segue_core");
 var live = require("segue_live");
 
+var ACCEPT_WAIT_MS = 3000;  // no `accepted` this long after sending: the request may be lost
 var state = {
     sr: 0, bars: 4, variations: 1, seed: 0, prompt: "", backend: "",
     host: "127.0.0.1", port: core.PROTOCOL_PORT,   // where the engine listens (the Host/Port fields)
@@ -177,9 +178,11 @@ function anything() {
     if (r.type === "status" || r.type === "pong") {
         state.engineUp = true;
         var jb = state.job;
-        // Nothing queued and our accepted request not running, yet no final reply: it was
-        // lost on the way (UDP). Ask the engine to send it again.
-        if (r.type === "status" && jb && jb.accepted && r.queued === 0 && r.running !== jb.plan.id) {
+        // Nothing queued and our request not running, yet no final reply: it (or its answer) was
+        // lost on the way (UDP). Ask the engine to send it again. Also when no `accepted` came within
+        // ACCEPT_WAIT_MS: a request lost before the engine saw it left the device Busy for good.
+        var waited = jb && (jb.accepted || now() - jb.sentAt > ACCEPT_WAIT_MS);
+        if (r.type === "status" && waited && r.queued === 0 && r.running !== jb.plan.id) {
             jb.askedResult = true;
             send(core.simpleRequest("/segue/result", jb.plan.id, state.replyPort));
         }
@@ -208,7 +211,8 @@ function finish(job, r) {
     var placed = live.placeResults(api, job.trackPath, job.plan, r.paths, live.readVersion(api));
     if (placed.method === "manual") {
         // No LOM call can place audio in this Live version: reveal the files.
-        var folder = r.paths[0].substring(0, r.paths[0].lastIndexOf("/"));
+        var p0 = r.paths[0];   // a Windows engine writes backslashes
+        var folder = p0.substring(0, Math.max(p0.lastIndexOf("/"), p0.lastIndexOf("\\")));
         ui("result", "Drag into Live: " + r.paths.join("  "));
         outlet(3, "file://" + folder);
         status(job.plan.kind + ": done (this Live version cannot place audio from a device)");

@@ -242,6 +242,24 @@ test("device: a lost done is asked for again with /segue/result", () => {
     assert.equal(set.calls("create_audio_clip").length, 1);
 });
 
+test("device: a request lost before the engine saw it (no accepted) is found lost, not Busy for good", () => {
+    const { max } = setup([12, 2, 0]);
+    connect(max);
+    max.send("inpaint");
+    const req = max.take(0).find((m) => m[0] === "/segue/inpaint");
+    for (let k = 0; k < 3; k++) {                       // no accepted: the datagram never arrived
+        max.tick(2000);
+        const poll = max.take(0).find((m) => m[0] === "/segue/status");
+        max.send("/segue/status", poll[1], "idle", "dsp", 0, "");
+        const ask = max.take(0).find((m) => m[0] === "/segue/result");
+        if (ask) max.send("/segue/error", req[1], "not_found", "no such request");
+    }
+    assert.match(max.ui("status").slice(-1)[0], /\[lost\]/);
+    max.take(0);
+    max.send("continue_clip");                          // and the device takes new work
+    assert.ok(max.take(0).find((m) => m[0] === "/segue/continue"));
+});
+
 test("device: an idle engine that twice has no record of the request: lost, said so", () => {
     const { max } = setup([12, 2, 0]);
     connect(max);
