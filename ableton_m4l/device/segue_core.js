@@ -224,6 +224,7 @@ function finishPlan(kind, id, address, args, song, positionBeats, samples, extra
         sr: song.sr,
         expectedSamples: samples,
         positionBeats: positionBeats,
+        tempo: song.tempo,
         lengthBeats: secondsToBeats(samples / song.sr, song.tempo)
     };
     for (var k in extra) if (extra.hasOwnProperty(k)) plan[k] = extra[k];

@@ -221,6 +221,11 @@ function finish(job, r) {
     var where = placed.method === "arrangement" ? "Arrangement" + (r.paths.length > 1 ? " (variations on take lanes)" : "")
                                                 : "Session View clip slots";
     ui("result", r.paths[0]);
+    // The position was worked out at the tempo of the request: a tempo change meanwhile moves the
+    // source clip's audio (unwarped clips keep their seconds) but not the planned position.
+    var tempoNow = live.readSong(api, state.sr).tempo, moved = "";
+    if (job.plan.tempo && Math.abs(tempoNow - job.plan.tempo) > 1e-6)
+        moved = " The song tempo changed from " + job.plan.tempo + " to " + tempoNow + " BPM meanwhile: check where it sits.";
     status(job.plan.kind + ": " + placed.clips.length + " clip(s) in the " + where + (placed.partial ? " (some failed)" : "") +
-           ". Undo removes them.");
+           ". Undo removes them." + moved);
 }

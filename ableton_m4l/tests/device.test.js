@@ -260,6 +260,19 @@ test("device: a request lost before the engine saw it (no accepted) is found los
     assert.ok(max.take(0).find((m) => m[0] === "/segue/continue"));
 });
 
+test("device: a tempo change while the engine works is said with the result", () => {
+    const { set, max } = setup([12, 2, 0]);
+    connect(max);
+    max.send("inpaint");
+    const req = max.take(0).find((m) => m[0] === "/segue/inpaint");
+    max.send("/segue/accepted", req[1], 0);
+    set.tempo = 100;                                    // the user changes the tempo meanwhile
+    const out = path.join(tmp, "tempo-moved.wav");
+    writeFloatWav(out, 48000, 1, 96000);
+    max.send("/segue/done", req[1], out, 2.0, 48000);
+    assert.match(max.ui("status").slice(-1)[0], /song tempo changed from 120 to 100 BPM meanwhile/);
+});
+
 test("device: an idle engine that twice has no record of the request: lost, said so", () => {
     const { max } = setup([12, 2, 0]);
     connect(max);
