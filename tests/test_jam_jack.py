@@ -247,6 +247,15 @@ def test_triggers_learn_osc_clock_out_and_no_engine(jack_server, tmp_path):
     assert "120.00 BPM fixed" in line and " dB " in line and "bars" in line and "xruns" in line, line
 
 
+def _play_band_into(jam, band, seconds: float) -> None:
+    """Once the jam answers, the band's two outputs feed its inputs, playing a 120 BPM groove from now."""
+    jam.wait_ready()
+    wait_for_ports(band.client, ["PortAudio:in_0"])
+    name = band.client.name
+    rewire(band.client, [(f"{name}:out_0", "PortAudio:in_0"), (f"{name}:out_1", "PortAudio:in_1")])
+    band.audio_start, band.audio = band.frame, groove(seconds, SR, bpm=120.0).T.copy()
+
+
 def _until(cond, message: str, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -265,10 +274,7 @@ def test_fixed_tempo_generate_ahead_launches_on_the_very_next_bar(jack_server, t
               "--workdir", str(engine.root / "jam"))
     bar = 96000
     try:
-        jam.wait_ready()
-        wait_for_ports(band.client, ["PortAudio:in_0"])
-        rewire(band.client, [("band-ahead:out_0", "PortAudio:in_0"), ("band-ahead:out_1", "PortAudio:in_1")])
-        band.audio_start, band.audio = band.frame, groove(30.0, SR, bpm=120.0).T.copy()
+        _play_band_into(jam, band, 30.0)
         _until(lambda: jam.status()["ready"], "generate-ahead kept nothing ready", timeout=60)
         st0 = jam.status()
         assert jam.send("/jam/continue")[0] == "/jam/ok"
@@ -330,10 +336,7 @@ def test_quick_triggers_stop_while_generating_and_an_engine_that_dies(jack_serve
               "--timeout", "8")
     bar = 96000
     try:
-        jam.wait_ready()
-        wait_for_ports(band.client, ["PortAudio:in_0"])
-        rewire(band.client, [("band-life:out_0", "PortAudio:in_0"), ("band-life:out_1", "PortAudio:in_1")])
-        band.audio_start, band.audio = band.frame, groove(120.0, SR, bpm=120.0).T.copy()
+        _play_band_into(jam, band, 120.0)
         _until(lambda: jam.status()["buffer_bars"] > 2.2, "two bars were not recorded", timeout=60)
         replies = [jam.send("/jam/continue")[1][-1] for _ in range(10)]
         assert sum("already being generated" in r for r in replies) == 9, replies
@@ -422,10 +425,7 @@ def test_context_one_bar_continues(jack_server, tmp_path):
     jam = Jam(tmp_path, engine.port, "--bpm", "120", "--context", "1", "--bars", "1",
               "--workdir", str(engine.root / "jam"))
     try:
-        jam.wait_ready()
-        wait_for_ports(band.client, ["PortAudio:in_0"])
-        rewire(band.client, [("band-ctx1:out_0", "PortAudio:in_0"), ("band-ctx1:out_1", "PortAudio:in_1")])
-        band.audio_start, band.audio = band.frame, groove(60.0, SR, bpm=120.0).T.copy()
+        _play_band_into(jam, band, 60.0)
         _until(lambda: jam.status()["buffer_bars"] > 3.2, "three bars were not recorded", timeout=60)
         assert jam.send("/jam/continue")[0] == "/jam/ok"
         _until(lambda: len(jam.status()["launched"]) == 1, "--context 1 launched nothing", timeout=60)
