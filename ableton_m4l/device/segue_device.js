@@ -150,15 +150,22 @@ function start(kind) {
             if (pairs.length > 1) opts.regionBeats = pairs;
         }
     }
-    var plan;
-    if (kind === "continue") plan = core.planContinue(song, live.pickContinueClip(api, trackPath), state.bars, opts);
-    else if (kind === "inpaint") plan = core.planInpaint(song, live.pickInpaintClip(api, trackPath, song), opts);
-    else plan = core.planGenerate(song, state.bars, opts);
+    var plan, clip = null;
+    if (kind === "continue") {
+        clip = live.pickContinueClip(api, trackPath);
+        plan = core.planContinue(song, clip, state.bars, opts);
+    } else if (kind === "inpaint") {
+        clip = live.pickInpaintClip(api, trackPath, song);
+        plan = core.planInpaint(song, clip, opts);
+    } else plan = core.planGenerate(song, state.bars, opts);
     if (!plan.ok) { status(plan.message); return; }
     state.job = { plan: plan, trackPath: trackPath, sentAt: now(), accepted: false };
     ui("progress", 0);
     send(plan.request);
-    status(kind + ": sent");
+    // Which clip: the selection may be elsewhere (a Session clip, another track), and then the
+    // track's own clip is used; say which, so a surprise is seen before the result lands.
+    status(kind + ": sent" + (clip ? " (clip " + (clip.name ? "'" + clip.name + "' " : "") + "at beat " +
+                              (Math.round(clip.start_time * 1000) / 1000) + ")" : ""));
 }
 
 function failJob(text) {

@@ -260,6 +260,13 @@ test("device: a request lost before the engine saw it (no accepted) is found los
     assert.ok(max.take(0).find((m) => m[0] === "/segue/continue"));
 });
 
+test("device: the status names the clip a request was made from", () => {
+    const { max } = setup([12, 2, 0]);
+    connect(max);
+    max.send("continue_clip");
+    assert.match(max.ui("status").slice(-1)[0], /^continue: sent \(clip .*at beat \d/);
+});
+
 test("device: a tempo change while the engine works is said with the result", () => {
     const { set, max } = setup([12, 2, 0]);
     connect(max);
