@@ -391,9 +391,11 @@ def test_the_jack_server_going_away_ends_the_jam_with_a_message(jack_server, tmp
     SIGTERM then hung for over 20 s. Now it says the audio stopped and exits 1 within seconds."""
     keys = ("JACK_DEFAULT_SERVER", "MIDO_BACKEND")
     saved = {k: os.environ.get(k) for k in keys}
-    server = JackServer(f"segue-gone-{os.getpid()}")
-    server.start()                                   # the jam below runs on this server, not the module's
+    # One fixed name: a killed server leaves its entry in JACK's registry of (at most 8) servers, and
+    # only a server of the same name takes a dead entry back; a new name each run would fill it.
+    server = JackServer("segue-test-gone")
     try:
+        server.start()                               # the jam below runs on this server, not the module's
         jam = Jam(tmp_path, free_port(), "--bpm", "120", "--workdir", str(tmp_path / "work"))
         try:
             jam.wait_ready()
@@ -408,7 +410,10 @@ def test_the_jack_server_going_away_ends_the_jam_with_a_message(jack_server, tmp
     finally:
         server.stop()
         for k, v in saved.items():
-            os.environ[k] = v
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
         for p in Path("/dev/shm").glob(f"*{server.name}*"):   # a killed server leaves its semaphores
             p.unlink(missing_ok=True)
     log = jam.log.read_text()
