@@ -580,8 +580,9 @@ def safe_stem(text: str, limit: int = 40) -> str:
 WAVE_FORMAT_EXTENSIBLE = 0xFFFE
 
 
-def _fmt_chunk(f) -> tuple[int, int] | None:
-    """(file offset of the fmt chunk's data, its length) in an open RIFF/RF64 WAVE file, else None."""
+def _mask_offset(f) -> int | None:
+    """File offset of the channel mask (dwChannelMask) in an open RIFF/RF64 WAVE file whose fmt chunk
+    is WAVE_FORMAT_EXTENSIBLE; None for any other file or fmt chunk."""
     f.seek(0)
     head = f.read(12)
     if len(head) < 12 or head[:4] not in (b"RIFF", b"RF64") or head[8:12] != b"WAVE":
@@ -589,12 +590,13 @@ def _fmt_chunk(f) -> tuple[int, int] | None:
     pos = 12
     for _ in range(64):                      # chunks before fmt: JUNK, ds64, bext...; never many
         f.seek(pos)
-        hdr = f.read(8)
+        hdr = f.read(10)
         if len(hdr) < 8:
             return None
         size = int.from_bytes(hdr[4:8], "little")
         if hdr[:4] == b"fmt ":
-            return pos + 8, size
+            extensible = size >= 24 and int.from_bytes(hdr[8:10], "little") == WAVE_FORMAT_EXTENSIBLE
+            return pos + 8 + 20 if extensible else None
         pos += 8 + size + (size & 1)
     return None
 
@@ -604,30 +606,23 @@ def channel_mask(path: str) -> int | None:
     None for any other file or format. Never raises."""
     try:
         with open(path, "rb") as f:
-            at = _fmt_chunk(f)
-            if at is None or at[1] < 24:
+            at = _mask_offset(f)
+            if at is None:
                 return None
-            f.seek(at[0])
-            fmt = f.read(24)
+            f.seek(at)
+            return int.from_bytes(f.read(4), "little")
     except OSError:
         return None
-    if int.from_bytes(fmt[0:2], "little") != WAVE_FORMAT_EXTENSIBLE:
-        return None
-    return int.from_bytes(fmt[20:24], "little")
 
 
 def _set_channel_mask(path: Path, mask: int) -> None:
     """Write `mask` into the WAVE_FORMAT_EXTENSIBLE fmt chunk of a WAV just written (the writer puts
     its default layout there: 0x3F for any 6 channels). A plain fmt chunk (1-2 channels) is left."""
     with open(path, "r+b") as f:
-        at = _fmt_chunk(f)
-        if at is None or at[1] < 24:
-            return
-        f.seek(at[0])
-        if int.from_bytes(f.read(2), "little") != WAVE_FORMAT_EXTENSIBLE:
-            return
-        f.seek(at[0] + 20)
-        f.write(int(mask).to_bytes(4, "little"))
+        at = _mask_offset(f)
+        if at is not None:
+            f.seek(at)
+            f.write(int(mask).to_bytes(4, "little"))
 
 
 def write_wav_atomic(folder: Path, name: str, audio: np.ndarray, sr: int, channel_mask: int | None = None) -> Path:
@@ -656,16 +651,16 @@ def write_wav_atomic(folder: Path, name: str, audio: np.ndarray, sr: int, channe
                 raise
             os.replace(tmp, final)     # filesystems without hard links (FAT, some SMB)
     except OSError as e:
-        _silent_unlink(tmp)
+        silent_unlink(tmp)
         raise SegueError("write_failed", f"cannot write {final}: {e.strerror or e}") from e
     except Exception as e:
-        _silent_unlink(tmp)
+        silent_unlink(tmp)
         why = str(e).replace(str(tmp), str(folder))     # the hidden temporary's name means nothing to a user
         raise SegueError("write_failed", f"cannot write {final}: {why}") from e
     return final
 
 
-def _silent_unlink(p: Path) -> None:
+def silent_unlink(p: Path) -> None:
     try:
         os.unlink(p)
     except OSError:

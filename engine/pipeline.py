@@ -12,7 +12,6 @@ Everything that touches the disk happens here, never in the OSC receive thread.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import uuid
 from dataclasses import dataclass
@@ -20,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio_io import SourceReader, channel_mask, fit_length, match_channels, probe, safe_stem, write_wav_atomic
+from .audio_io import (SourceReader, channel_mask, fit_length, match_channels, probe, safe_stem, silent_unlink,
+                       write_wav_atomic)
 from .backends.base import Backend, JobContext
 from .errors import SegueError
 from .paths import OutputRoots, SourceDirs
@@ -88,13 +88,6 @@ def off_worker(ctx: JobContext, fn, *args, late=None):
     if "error" in box:
         raise box["error"]
     return box["value"]
-
-
-def _unlink(p: Path) -> None:
-    try:
-        os.unlink(p)
-    except OSError:
-        pass
 
 
 def output_names(req: Request, n: int) -> list[str]:
@@ -182,9 +175,9 @@ def render(req: Request, backend: Backend, reader: SourceReader, roots: OutputRo
     try:
         for name, y in zip(output_names(req, len(clips)), clips):
             ctx.check()
-            written.append(off_worker(ctx, write_wav_atomic, folder, name, y, task.sr, mask, late=_unlink))
+            written.append(off_worker(ctx, write_wav_atomic, folder, name, y, task.sr, mask, late=silent_unlink))
     except BaseException:
         for p in written:  # all variations or none
-            _unlink(p)
+            silent_unlink(p)
         raise
     return Result(paths=written, seconds=plan.out_frames / task.sr, sr=task.sr)

@@ -206,11 +206,11 @@ function M.take_info(item)
   }
 end
 
--- Where source time 0 of the item's file lies on the timeline now: the item may have moved while
--- the engine worked (an edit, a ripple, a tempo change with beats timebase), and a result belongs
--- with the source time it was made for. nil and a message when the item, its active take or its
--- file changed, or it was deleted.
-function M.source_origin_now(info)
+-- How far (seconds) the item moved on the timeline while the engine worked (an edit, a ripple, a
+-- tempo change with beats timebase): a result belongs with the source time it was made for, so it
+-- moves as far. A move is said in the console. nil and a message when the item, its active take or
+-- its file changed, or it was deleted.
+function M.moved_since(info)
   local gone = info.label .. ": the item %s while Segue worked, so the result was not placed. It is in:\n"
   if not reaper.ValidatePtr2(0, info.item, "MediaItem*") then return nil, string.format(gone, "was deleted") end
   local take = reaper.GetActiveTake(info.item)
@@ -218,7 +218,13 @@ function M.source_origin_now(info)
      or math.abs(reaper.GetMediaItemTakeInfo_Value(take, "D_PLAYRATE") - 1) > 1e-9 then
     return nil, string.format(gone, "changed take, file or rate")
   end
-  return reaper.GetMediaItemInfo_Value(info.item, "D_POSITION") - reaper.GetMediaItemTakeInfo_Value(take, "D_STARTOFFS")
+  -- where source time 0 of the file lies now, against where it lay when the request was made
+  local delta = reaper.GetMediaItemInfo_Value(info.item, "D_POSITION") - reaper.GetMediaItemTakeInfo_Value(take, "D_STARTOFFS")
+    - (info.pos - info.offs)
+  if math.abs(delta) > EPS then
+    M.log(string.format("%s moved by %+.3f s while Segue worked; the result follows it.", info.label, delta))
+  end
+  return delta
 end
 
 -- The tempo map changes (a tempo or time signature marker) inside the project span [t0, t1).
@@ -962,18 +968,14 @@ function M.inpaint_action(variations, hit)
         function(job, st)
           local info = job.spec.info
           M.check_length(st, info.b - info.a, sr)
-          local origin, err = M.source_origin_now(info)
-          if not origin then return err end
-          local delta = origin - (info.pos - info.offs)     -- how far the item moved meanwhile
+          local delta, err = M.moved_since(info)
+          if not delta then return err end
           local a, b = info.a + delta, info.b + delta
           local pos = reaper.GetMediaItemInfo_Value(info.item, "D_POSITION")
           local len = reaper.GetMediaItemInfo_Value(info.item, "D_LENGTH")
           if landing ~= "item" and (a < pos - EPS or b > pos + len + EPS) then
             return info.label .. ": the item was trimmed so that the region is no longer inside it, so the "
               .. "result was not placed. It is in:\n"
-          end
-          if math.abs(delta) > EPS then
-            M.log(string.format("%s moved by %+.3f s while Segue worked; the result follows it.", info.label, delta))
           end
           local name = string.format("Segue %s seed %d", what:lower(), seed)
           if landing == "item" then
@@ -1048,12 +1050,8 @@ function M.continue_action()
       M.land_all(jobs, "Segue: continue item", 4, function(job, st)
         local info = job.spec.info
         M.check_length(st, info.new_len, sr)
-        local origin, err = M.source_origin_now(info)
-        if not origin then return err end
-        local delta = origin - (info.pos - info.offs)     -- the continuation follows the item if it moved
-        if math.abs(delta) > EPS then
-          M.log(string.format("%s moved by %+.3f s while Segue worked; the result follows it.", info.label, delta))
-        end
+        local delta, err = M.moved_since(info)
+        if not delta then return err end
         M.new_item(reaper.GetMediaItem_Track(info.item), info.new_pos + delta, info.new_len, st.paths,
                    string.format("Segue continue %g bars seed %d", bars, seed), info.props)
       end)

@@ -411,7 +411,6 @@ class Jam:
                 more = self._cut_job(cmap, job.trigger_frame, job.context + 1, job.bars, job.ahead)
             except ValueError:
                 return False
-            more.trigger_frame = job.trigger_frame
             self.jobs.put(more)
         if not job.ahead:
             self.say(f"the engine needs more than {job.context} bar(s) of context: continuing the last "

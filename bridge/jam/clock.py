@@ -155,6 +155,8 @@ class MidiClockFollower:
         self.last_tick_frame: float | None = None   # the latest tick's frame (None after a jump)
         self.heard: float | None = None              # the latest tick, Start or Continue: for "lost"
         self.map: ClockMap | None = None
+        # FIT_BPM as frames per tick (the fastest tempo is the fewest frames)
+        self.fpt_range = tuple(60.0 * sr / (PPQN * bpm) for bpm in reversed(FIT_BPM))
 
     # -- messages -------------------------------------------------------------------------------
     def feed(self, frame: float, kind: str, value: int | None = None) -> None:
@@ -226,8 +228,7 @@ class MidiClockFollower:
                 pts.clear()
                 pts.extend(keep)
                 a, b = sa, sb
-        lo, hi = (60.0 * self.sr / (PPQN * bpm) for bpm in reversed(FIT_BPM))   # frames per tick
-        if lo <= b <= hi:
+        if self.fpt_range[0] <= b <= self.fpt_range[1]:
             self.fpt = b
             self._anchor = (float(arr[-1, 0]), a)
 
